@@ -1,0 +1,421 @@
+//! The HTTP API, compatible with the web app's routes. Handlers are small
+//! functions of typed extractors; authentication is one middleware layer.
+
+use super::runner::ChildProcessRunner;
+use super::AppState;
+use crate::clock;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use treza_core::{Enclave, NewEnclave, Status};
+use treza_store::{ApiKey, Condition, StoreError};
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/enclaves", get(list_enclaves).post(create_enclave))
+        .route(
+            "/api/enclaves/{id}",
+            get(get_enclave).patch(patch_enclave).delete(delete_enclave),
+        )
+        .route("/api/enclaves/{id}/logs", get(enclave_logs))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .route("/healthz", get(|| async { Json(json!({"ok": true})) }))
+        .with_state(state)
+}
+
+/// An error response: `{error, field?, rule?, errors?}` with a status code.
+pub struct ApiError {
+    status: StatusCode,
+    body: Value,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: json!({"error": message.into()}),
+        }
+    }
+    fn field(status: StatusCode, field: &str, rule: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: json!({"error": message.into(), "field": field, "rule": rule}),
+        }
+    }
+    fn not_found(id: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, format!("enclave '{id}' not found"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal storage error")
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing credentials: send 'Authorization: Bearer <api key>' (create one with `treza keys create`)",
+        )
+        .into_response();
+    };
+    match state.store.authenticate(token) {
+        Ok(Some(key)) => {
+            req.extensions_mut().insert(key);
+            next.run(req).await
+        }
+        Ok(None) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid API key").into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+fn require(key: &ApiKey, permission: &str) -> ApiResult<()> {
+    if key.permissions.iter().any(|p| p == permission) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("this API key lacks the '{permission}' permission"),
+        ))
+    }
+}
+
+/// Loads an enclave the caller owns; another wallet's enclave does not exist for it.
+fn owned(state: &AppState, key: &ApiKey, id: &str) -> ApiResult<Enclave> {
+    match state.store.get_enclave(id)? {
+        Some(e) if e.wallet_address == key.wallet => Ok(e),
+        _ => Err(ApiError::not_found(id)),
+    }
+}
+
+/// What the API returns for an enclave: the record, plus the workflow's progress.
+fn with_progress(state: &AppState, e: &Enclave) -> ApiResult<Value> {
+    let mut v = serde_json::to_value(e).map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "encode"))?;
+    if let Some(obj) = v.as_object_mut() {
+        obj.remove("version");
+        if let Some(x) = state.store.executions_for_enclave(&e.id)?.into_iter().last() {
+            obj.insert(
+                "workflow".into(),
+                json!({"execution": x.name, "stateMachine": x.state_machine, "status": x.status, "currentStep": x.current_step}),
+            );
+        }
+    }
+    Ok(v)
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    wallet: Option<String>,
+}
+
+async fn list_enclaves(
+    State(state): State<AppState>,
+    Extension(key): Extension<ApiKey>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    require(&key, "enclaves:read")?;
+    if let Some(w) = q.wallet.as_deref() {
+        if w != key.wallet {
+            return Err(ApiError::field(
+                StatusCode::FORBIDDEN,
+                "wallet",
+                "own-wallet",
+                "wallet must be the wallet this API key belongs to",
+            ));
+        }
+    }
+    let list = state.store.list_enclaves(Some(&key.wallet), None)?;
+    let enclaves = list.iter().map(|e| with_progress(&state, e)).collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(json!({ "enclaves": enclaves })))
+}
+
+async fn create_enclave(
+    State(state): State<AppState>,
+    Extension(key): Extension<ApiKey>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    require(&key, "enclaves:write")?;
+    let Json(mut body) = body.map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "body", "json", format!("request body must be a JSON object: {}", e.body_text())))?;
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| ApiError::field(StatusCode::BAD_REQUEST, "body", "type", "request body must be a JSON object"))?;
+    match obj.get("walletAddress") {
+        None | Some(Value::Null) => {
+            obj.insert("walletAddress".into(), json!(key.wallet));
+        }
+        Some(Value::String(w)) if *w == key.wallet => {}
+        Some(_) => {
+            return Err(ApiError::field(
+                StatusCode::FORBIDDEN,
+                "walletAddress",
+                "own-wallet",
+                "walletAddress must be the wallet this API key belongs to",
+            ))
+        }
+    }
+    let req: NewEnclave = serde_json::from_value(body).map_err(|e| {
+        ApiError::field(StatusCode::BAD_REQUEST, "body", "type", format!("invalid request: {e}"))
+    })?;
+    if let Err(errors) = treza_core::validate_new_enclave(&req) {
+        let first = errors.0.first();
+        return Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            body: json!({
+                "error": errors.to_string(),
+                "field": first.map(|f| f.field.clone()),
+                "rule": first.map(|f| f.rule.clone()),
+                "errors": errors.0,
+            }),
+        });
+    }
+    let now = clock::now_iso();
+    let mut random = [0u8; 9];
+    getrandom_fill(&mut random);
+    let enclave = Enclave {
+        id: treza_core::record::new_enclave_id(clock::now_millis(), random),
+        name: req.name,
+        description: req.description,
+        region: req.region,
+        wallet_address: key.wallet.clone(),
+        provider_id: req.provider_id,
+        provider_config: req.provider_config,
+        status: Status::PendingDeploy,
+        created_at: now.clone(),
+        updated_at: now,
+        error_message: None,
+        error_type: None,
+        instance_id: None,
+        outputs: Default::default(),
+        version: 0,
+    };
+    let stored = state.store.insert_enclave(&enclave)?;
+    Ok((StatusCode::CREATED, Json(json!({ "enclave": with_progress(&state, &stored)? }))))
+}
+
+fn getrandom_fill(buf: &mut [u8]) {
+    // Randomness only makes ids unguessable; a failure falls back to the clock.
+    if getrandom::fill(buf).is_err() {
+        let n = clock::now().timestamp_subsec_nanos().to_le_bytes();
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = n[i % n.len()].wrapping_add(i as u8);
+        }
+    }
+}
+
+async fn get_enclave(
+    State(state): State<AppState>,
+    Extension(key): Extension<ApiKey>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require(&key, "enclaves:read")?;
+    let e = owned(&state, &key, &id)?;
+    Ok(Json(json!({ "enclave": with_progress(&state, &e)? })))
+}
+
+#[derive(Deserialize)]
+struct PatchBody {
+    action: Option<String>,
+}
+
+async fn patch_enclave(
+    State(state): State<AppState>,
+    Extension(key): Extension<ApiKey>,
+    Path(id): Path<String>,
+    body: Result<Json<PatchBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    require(&key, "enclaves:write")?;
+    let Json(body) = body.map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "body", "json", format!("request body must be JSON: {}", e.body_text())))?;
+    let current = owned(&state, &key, &id)?;
+    let (allowed, target, message): (&[Status], Status, &str) = match body.action.as_deref() {
+        Some("terminate") => (
+            &[Status::Deployed, Status::Paused, Status::Failed],
+            Status::PendingDestroy,
+            "termination requested",
+        ),
+        Some("pause") | Some("resume") => {
+            return Err(ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "action",
+                "unsupported",
+                "pause and resume are not available yet; the supported action is terminate",
+            ))
+        }
+        other => {
+            return Err(ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "action",
+                "enum",
+                format!("action must be one of pause, resume, terminate; got {}", other.map_or("nothing".to_string(), |a| format!("'{a}'"))),
+            ))
+        }
+    };
+    let cond = Condition {
+        expected_version: Some(current.version),
+        expected_status: Some(allowed.to_vec()),
+    };
+    match state.store.update_enclave(&id, &cond, &clock::now_iso(), |e| {
+        e.status = target;
+        Ok::<(), std::convert::Infallible>(())
+    }) {
+        Ok(e) => Ok(Json(json!({"enclave": with_progress(&state, &e)?, "message": message}))),
+        Err(treza_store::UpdateError::Store(StoreError::ConditionFailed { .. } | StoreError::IllegalTransition(_))) => {
+            let now = state.store.get_enclave(&id)?.map(|e| e.status.to_string()).unwrap_or_default();
+            Err(ApiError::field(
+                StatusCode::CONFLICT,
+                "status",
+                "state",
+                format!(
+                    "cannot {} an enclave in status {now}: allowed from {}",
+                    body.action.as_deref().unwrap_or_default(),
+                    allowed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ))
+        }
+        Err(treza_store::UpdateError::Store(e)) => Err(e.into()),
+        Err(treza_store::UpdateError::Rejected(never)) => match never {},
+    }
+}
+
+async fn delete_enclave(
+    State(state): State<AppState>,
+    Extension(key): Extension<ApiKey>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require(&key, "enclaves:write")?;
+    let e = owned(&state, &key, &id)?;
+    if !matches!(e.status, Status::Destroyed | Status::Failed) {
+        return Err(ApiError::field(
+            StatusCode::CONFLICT,
+            "status",
+            "state",
+            format!("only DESTROYED or FAILED enclaves can be deleted; this one is {}", e.status),
+        ));
+    }
+    if has_resources(&state, &id) {
+        return Err(ApiError::field(
+            StatusCode::CONFLICT,
+            "status",
+            "resources",
+            "the enclave still has provisioned resources: terminate it first, then delete",
+        ));
+    }
+    let cond = Condition {
+        expected_version: Some(e.version),
+        expected_status: Some(vec![e.status]),
+    };
+    state.store.delete_enclave(&id, &cond).map_err(|err| match err {
+        StoreError::ConditionFailed { .. } => {
+            ApiError::field(StatusCode::CONFLICT, "status", "state", "the enclave changed meanwhile; retry")
+        }
+        other => other.into(),
+    })?;
+    Ok(Json(json!({"message": "enclave deleted", "id": id})))
+}
+
+/// Whether the enclave's Terraform state still records resources.
+fn has_resources(state: &AppState, id: &str) -> bool {
+    let path = ChildProcessRunner::enclave_dir(&state.data_dir, id).join("terraform/terraform.tfstate");
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .and_then(|v| v.get("resources").and_then(Value::as_array).map(|r| !r.is_empty()))
+        .unwrap_or(false)
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    r#type: Option<String>,
+    limit: Option<usize>,
+}
+
+const LOG_SOURCES: [&str; 5] = ["ecs", "stepfunctions", "lambda", "application", "errors"];
+
+async fn enclave_logs(
+    State(state): State<AppState>,
+    Extension(key): Extension<ApiKey>,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<Json<Value>> {
+    require(&key, "logs:read")?;
+    let e = owned(&state, &key, &id)?;
+    let kind = q.r#type.as_deref().unwrap_or("all");
+    if kind != "all" && !LOG_SOURCES.contains(&kind) {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "type",
+            "enum",
+            format!("type must be one of all, {}; got '{kind}'", LOG_SOURCES.join(", ")),
+        ));
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let mut logs = serde_json::Map::new();
+    for source in LOG_SOURCES {
+        if kind != "all" && kind != source {
+            continue;
+        }
+        let entries: Vec<Value> = if source == "application" {
+            application_logs(&state, &e, limit)
+        } else {
+            state
+                .store
+                .logs(&id, Some(source), limit)?
+                .into_iter()
+                .map(|l| {
+                    let mut v = json!({"timestamp": l.timestamp, "message": l.message, "source": source});
+                    if let (Some(f), Some(o)) = (l.fields, v.as_object_mut()) {
+                        o.insert("fields".into(), f);
+                    }
+                    v
+                })
+                .collect()
+        };
+        logs.insert(source.into(), Value::Array(entries));
+    }
+    Ok(Json(json!({
+        "enclave_id": e.id,
+        "enclave_name": e.name,
+        "enclave_status": e.status,
+        "logs": logs,
+    })))
+}
+
+/// The workload's own output, from the file its supervisor writes, with the
+/// enclave's secret values masked.
+fn application_logs(state: &AppState, e: &Enclave, limit: usize) -> Vec<Value> {
+    let path = ChildProcessRunner::enclave_dir(&state.data_dir, &e.id).join("workload/workload.log");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Vec::new();
+    };
+    let secrets = treza_core::validate_provider_config(&e.provider_id, &e.provider_config)
+        .map(|c| c.environment_variables.into_values().collect::<Vec<_>>())
+        .unwrap_or_default();
+    let redactor = treza_core::Redactor::new(secrets);
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(limit);
+    lines[start..]
+        .iter()
+        .map(|l| json!({"timestamp": Value::Null, "message": redactor.redact(l), "source": "application"}))
+        .collect()
+}

@@ -1,0 +1,210 @@
+//! Drives workflow executions: feeds the sans-IO ASL engine its clock and
+//! task results, and journals every step so a restart resumes each
+//! execution where it stopped.
+
+use super::host::Host;
+use crate::clock;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use treza_asl::{Execution, ExecutionContext, HistoryEvent, Outcome, Poll, StateMachine, TaskFailure};
+use treza_core::{Workflow, WorkflowStart};
+use treza_store::{CreateOutcome, NewExecution, Store};
+
+pub struct Engine {
+    store: Arc<Store>,
+    host: Arc<Host>,
+    machines: HashMap<&'static str, Arc<StateMachine>>,
+    driving: Mutex<HashSet<String>>,
+}
+
+pub fn machine_name(w: Workflow) -> &'static str {
+    match w {
+        Workflow::Deployment => "deployment",
+        Workflow::Cleanup => "cleanup",
+    }
+}
+
+const DEPLOYMENT: &str = include_str!("../../../../workflows/deployment.asl.json");
+const CLEANUP: &str = include_str!("../../../../workflows/cleanup.asl.json");
+
+/// Fills the `${name}` placeholders of a workflow file.
+pub fn render_workflow(template: &str, values: &[(&str, String)]) -> String {
+    let mut out = template.to_string();
+    for (k, v) in values {
+        // Values are JSON string contents: escape them as such.
+        let escaped = serde_json::to_string(v).unwrap_or_default();
+        out = out.replace(&format!("${{{k}}}"), &escaped[1..escaped.len() - 1]);
+    }
+    out
+}
+
+impl Engine {
+    pub fn new(store: Arc<Store>, host: Arc<Host>) -> anyhow::Result<Self> {
+        let values = host.names.placeholders();
+        let mut machines = HashMap::new();
+        for (name, src) in [("deployment", DEPLOYMENT), ("cleanup", CLEANUP)] {
+            let m = StateMachine::parse(&render_workflow(src, &values))
+                .map_err(|e| anyhow::anyhow!("workflows/{name}.asl.json is invalid: {e}"))?;
+            machines.insert(name, Arc::new(m));
+        }
+        Ok(Engine {
+            store,
+            host,
+            machines,
+            driving: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Starts (or finds) the execution for a routed change. Idempotent by name.
+    pub fn start(self: &Arc<Self>, start: &WorkflowStart, input: Value) -> anyhow::Result<bool> {
+        let machine_key = machine_name(start.workflow);
+        let machine = &self.machines[machine_key];
+        let ctx = ExecutionContext {
+            name: start.execution_name.clone(),
+            id: format!(
+                "arn:aws:states:local:000000000000:execution:treza-{machine_key}:{}",
+                start.execution_name
+            ),
+            state_machine_name: format!("treza-{machine_key}"),
+            role_arn: None,
+        };
+        let exec = Execution::start(machine, ctx, input.clone(), clock::now());
+        let outcome = self.store.create_execution(&NewExecution {
+            name: start.execution_name.clone(),
+            state_machine: machine_key.to_string(),
+            enclave_id: Some(start.enclave_id.clone()),
+            input,
+            snapshot: serde_json::to_value(&exec)?,
+            started_at: clock::now_iso(),
+        })?;
+        match outcome {
+            CreateOutcome::Created => {
+                self.host.log(
+                    &start.enclave_id,
+                    "stepfunctions",
+                    format!("execution {} of {machine_key} started", start.execution_name),
+                    None,
+                );
+                self.spawn_driver(start.execution_name.clone());
+                Ok(true)
+            }
+            CreateOutcome::Existing(_) => Ok(false),
+        }
+    }
+
+    /// Resumes every execution the journal says is still running.
+    pub fn resume_all(self: &Arc<Self>) -> anyhow::Result<usize> {
+        let rows = self.store.unfinished_executions()?;
+        let n = rows.len();
+        for row in rows {
+            tracing::info!(execution = %row.name, "resuming execution from its journal");
+            self.spawn_driver(row.name);
+        }
+        Ok(n)
+    }
+
+    fn spawn_driver(self: &Arc<Self>, name: String) {
+        {
+            let mut d = self.driving.lock().unwrap_or_else(|p| p.into_inner());
+            if !d.insert(name.clone()) {
+                return;
+            }
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me.drive(&name).await {
+                tracing::error!(execution = %name, error = %e, "execution driver stopped");
+            }
+            me.driving.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
+        });
+    }
+
+    async fn drive(self: &Arc<Self>, name: &str) -> anyhow::Result<()> {
+        let row = self
+            .store
+            .get_execution(name)?
+            .ok_or_else(|| anyhow::anyhow!("execution {name} is not in the journal"))?;
+        let machine = self
+            .machines
+            .get(row.state_machine.as_str())
+            .ok_or_else(|| anyhow::anyhow!("unknown state machine {}", row.state_machine))?
+            .clone();
+        let enclave_id = row.enclave_id.clone().unwrap_or_default();
+        let mut exec: Execution = serde_json::from_value(row.snapshot)?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Result<Value, TaskFailure>)>();
+        loop {
+            let poll = exec.poll(&machine, clock::now());
+            let done = matches!(poll, Poll::Done(_));
+            self.persist(name, &enclave_id, &mut exec)?;
+            match poll {
+                Poll::Tasks(tasks) => {
+                    for task in tasks {
+                        let host = self.host.clone();
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            let r = host.invoke(&task).await;
+                            let _ = tx.send((task.task_id, r));
+                        });
+                    }
+                }
+                Poll::WaitUntil(t) => {
+                    let wait = (t - clock::now()).to_std().unwrap_or_default();
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        Some((id, r)) = rx.recv() => exec.complete_task(&machine, id, r, clock::now()),
+                    }
+                }
+                Poll::Idle => match rx.recv().await {
+                    Some((id, r)) => exec.complete_task(&machine, id, r, clock::now()),
+                    None => anyhow::bail!("task channel closed"),
+                },
+                Poll::Done(outcome) => {
+                    if let Outcome::Failed { error, cause } = &outcome {
+                        self.host.log(
+                            &enclave_id,
+                            "errors",
+                            format!("execution {name} failed: {error}"),
+                            Some(json!({"cause": cause})),
+                        );
+                    }
+                }
+            }
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    fn persist(&self, name: &str, enclave_id: &str, exec: &mut Execution) -> anyhow::Result<()> {
+        let events = exec.take_events();
+        let step = events.iter().rev().find_map(entered_state);
+        for e in &events {
+            if let Some(state) = entered_state(e) {
+                self.host
+                    .log(enclave_id, "stepfunctions", format!("{}: {state}", e.r#type), None);
+            }
+        }
+        let events: Vec<Value> = events
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()?;
+        let status = exec.status().as_str();
+        self.store.record_progress(
+            name,
+            &serde_json::to_value(&*exec)?,
+            &events,
+            status,
+            step.as_deref(),
+        )?;
+        Ok(())
+    }
+}
+
+fn entered_state(e: &HistoryEvent) -> Option<String> {
+    if e.r#type.ends_with("StateEntered") {
+        e.details.get("name").and_then(Value::as_str).map(str::to_string)
+    } else {
+        None
+    }
+}

@@ -1,0 +1,50 @@
+//! The stream processor: reads the change feed from its checkpoint, routes
+//! each change, and starts workflows. Plays the role of the Lambda on the
+//! DynamoDB stream. Delivery is at least once; starts are idempotent.
+
+use super::engine::Engine;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use treza_store::Store;
+
+pub const CONSUMER: &str = "workflow-router";
+
+/// Handles every change after the checkpoint; returns how many it read.
+pub fn process_batch(store: &Store, engine: &Arc<Engine>) -> anyhow::Result<usize> {
+    let after = store.checkpoint(CONSUMER)?;
+    let batch = store.changes_after(after, 256)?;
+    for change in &batch {
+        if let Some(start) = treza_core::route(change) {
+            let Some(new) = &change.new else { continue };
+            let input = json!({
+                "enclaveId": new.id,
+                "walletAddress": new.wallet_address,
+                "action": start.workflow.action(),
+                "version": new.version,
+            });
+            engine.start(&start, input)?;
+        }
+    }
+    if let Some(last) = batch.last() {
+        store.set_checkpoint(CONSUMER, last.sequence)?;
+    }
+    Ok(batch.len())
+}
+
+/// Runs until the task is dropped. Woken by commits in this process, and
+/// polls for writes made by other processes (the web app, `treza keys`).
+pub async fn run(store: Arc<Store>, engine: Arc<Engine>, wake: Arc<Notify>) {
+    loop {
+        match process_batch(&store, &engine) {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "stream processor"),
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+    }
+}
