@@ -477,7 +477,7 @@ fn common_properties() -> Value {
     json!({
         "dockerImage": {
             "type": "string", "minLength": 1, "maxLength": 512,
-            "pattern": "^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$"
+            "pattern": "^([A-Za-z0-9][A-Za-z0-9._/:@+-]*)?$"
         },
         "cpuCount": { "$ref": "#/$defs/wholeNumber" },
         "memoryMiB": { "$ref": "#/$defs/wholeNumber" },
@@ -511,7 +511,13 @@ fn provider_schema(required: &[&str]) -> Value {
         "required": required,
         "properties": common_properties(),
         "$defs": {
-            "wholeNumber": { "type": ["integer", "string"], "pattern": "^-?[0-9]{1,9}$" }
+            "wholeNumber": {
+                "type": ["number", "string"],
+                "multipleOf": 1,
+                "minimum": -999_999_999,
+                "maximum": 999_999_999,
+                "pattern": "^-?[0-9]{1,9}$"
+            }
         }
     })
 }
@@ -711,6 +717,10 @@ fn translate(
             "enum",
             format!("{field} must be {}, got {got}", expectation(&key)),
         ),
+        ValidationErrorKind::MultipleOf { .. } => (
+            "type",
+            format!("{field} must be {}, got {got}", expectation(&key)),
+        ),
         ValidationErrorKind::Pattern { .. } | ValidationErrorKind::Format { .. } => (
             "format",
             format!("{field} must be {}, got {got}", expectation(&key)),
@@ -723,14 +733,14 @@ fn translate(
         ValidationErrorKind::MinLength { limit } => (
             "length",
             format!(
-                "{field} must be at least {} long",
+                "{field} must be at least {}",
                 plural(*limit, "character", "characters")
             ),
         ),
         ValidationErrorKind::MaxLength { limit } => (
             "length",
             format!(
-                "{field} must be at most {} long, got {}",
+                "{field} must be at most {}, got {}",
                 plural(*limit, "character", "characters"),
                 len_of(&err.instance)
             ),
@@ -884,9 +894,13 @@ fn check_provider(
     let env_ok = usable("environmentVariables")
         .map(|v| environment(v, errs))
         .unwrap_or(Some(BTreeMap::new()));
-    let ports_ok = usable("exposePorts")
-        .map(|v| ports(v, errs))
-        .unwrap_or(Some(Vec::new()));
+    let ports_ok = if broken.contains("exposePorts") {
+        None
+    } else {
+        usable("exposePorts")
+            .map(|v| ports(v, errs))
+            .unwrap_or(Some(Vec::new()))
+    };
     let services_ok = usable("awsServices")
         .map(|v| services(v, errs))
         .unwrap_or(Some(Vec::new()));
