@@ -1,10 +1,8 @@
 //! `treza`: the enclave deployment control plane on one machine.
 
-mod cli;
-mod clock;
-mod server;
+use treza::cli::{self, ClientOpts};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,29 +12,6 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
-pub enum Output {
-    #[default]
-    Text,
-    Json,
-}
-
-#[derive(Args, Clone)]
-pub struct ClientOpts {
-    /// Server URL (default: the one `treza up` recorded in the data directory, else http://127.0.0.1:7420).
-    #[arg(long, env = "TREZA_SERVER", global = true)]
-    pub server: Option<String>,
-    /// API key (default: the one `treza keys create` saved in the data directory).
-    #[arg(long, env = "TREZA_API_KEY", global = true, hide_env_values = true)]
-    pub api_key: Option<String>,
-    /// Data directory of the local server.
-    #[arg(long, env = "TREZA_DATA_DIR", default_value = ".treza", global = true)]
-    pub data_dir: PathBuf,
-    /// Output format.
-    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text, global = true)]
-    pub output: Output,
 }
 
 #[derive(Subcommand)]

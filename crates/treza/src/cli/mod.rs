@@ -4,7 +4,8 @@
 mod client;
 mod progress;
 
-use crate::{server, ClientOpts, Output};
+use crate::server;
+use clap::{Args, ValueEnum};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -12,6 +13,31 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub use client::Client;
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Args, Clone)]
+pub struct ClientOpts {
+    /// Server URL (default: the one `treza up` recorded in the data directory, else http://127.0.0.1:7420).
+    #[arg(long, env = "TREZA_SERVER", global = true)]
+    pub server: Option<String>,
+    /// API key (default: the one `treza keys create` saved in the data directory).
+    #[arg(long, env = "TREZA_API_KEY", global = true, hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Data directory of the local server.
+    #[arg(long, env = "TREZA_DATA_DIR", default_value = ".treza", global = true)]
+    pub data_dir: PathBuf,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text, global = true)]
+    pub output: Output,
+}
+
+
 
 #[derive(Subcommand)]
 pub enum KeysCommand {

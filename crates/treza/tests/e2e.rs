@@ -1,0 +1,399 @@
+//! End-to-end: the real `treza` binary, started as a server on a free port,
+//! driven over HTTP, deploying with real Terraform and real processes.
+
+use serde_json::{json, Value};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TREZA: &str = env!("CARGO_BIN_EXE_treza");
+
+struct Server {
+    child: Child,
+    url: String,
+    data: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Leave no workload behind, whatever the test did.
+        let enclaves = self.data.path().join("enclaves");
+        for entry in std::fs::read_dir(enclaves).into_iter().flatten().flatten() {
+            let _ = Command::new(TREZA)
+                .args(["workload", "stop"])
+                .env("TREZA_WORKLOAD_DIR", entry.path().join("workload"))
+                .env("TREZA_WORKLOAD_SPEC", "{}")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn start_server(extra_env: &[(&str, &Path)]) -> Server {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(TREZA);
+    cmd.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env("TREZA_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("start treza up");
+    let info = data.path().join("server.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = loop {
+        if let Some(url) = std::fs::read(&info)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v["url"].as_str().map(str::to_string))
+        {
+            break url;
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Server { child, url, data }
+}
+
+impl Server {
+    fn key(&self, wallet: &str) -> String {
+        let out = Command::new(TREZA)
+            .args(["keys", "create", "--wallet", wallet, "--no-save", "--output", "json", "--data-dir"])
+            .arg(self.data.path())
+            .output()
+            .expect("treza keys create");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).expect("keys json");
+        v["key"].as_str().expect("key").to_string()
+    }
+
+    fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let mut req = ureq::request(method, &format!("{}{path}", self.url));
+        if let Some(k) = key {
+            req = req.set("Authorization", &format!("Bearer {k}"));
+        }
+        let res = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        match res {
+            Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
+            Err(e) => panic!("{method} {path}: {e}"),
+        }
+    }
+
+    /// Waits until the enclave settles in one of `statuses` with no workflow running.
+    fn wait_for(&self, key: &str, id: &str, statuses: &[&str]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let (code, v) = self.call("GET", &format!("/api/enclaves/{id}"), Some(key), None);
+            assert_eq!(code, 200, "{v}");
+            let e = v["enclave"].clone();
+            let running = e["workflow"]["status"] == "RUNNING";
+            if statuses.contains(&e["status"].as_str().unwrap_or("")) && !running {
+                return e;
+            }
+            assert!(Instant::now() < deadline, "enclave {id} stuck: {e}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn logs(&self, key: &str, id: &str) -> Value {
+        let (code, v) = self.call("GET", &format!("/api/enclaves/{id}/logs?limit=500"), Some(key), None);
+        assert_eq!(code, 200, "{v}");
+        v
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn port_open(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(300)).is_ok()
+}
+
+fn local_request(name: &str, command: Value, port: u16, extra: Value) -> Value {
+    let mut config = json!({
+        "command": command,
+        "workloadType": "service",
+        "exposePorts": [port],
+        "healthCheckPath": "/",
+    });
+    if let (Some(c), Some(x)) = (config.as_object_mut(), extra.as_object()) {
+        for (k, v) in x {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    json!({"name": name, "description": "e2e", "region": "us-east-1", "providerId": "local", "providerConfig": config})
+}
+
+fn http_server(port: u16) -> Value {
+    json!(["python3", "-m", "http.server", port.to_string(), "--bind", "127.0.0.1"])
+}
+
+#[test]
+fn deploy_serves_then_destroy_closes_the_port() {
+    let s = start_server(&[]);
+    let key = s.key("0xabc");
+    let port = free_port();
+    let (code, v) = s.call("POST", "/api/enclaves", Some(&key), Some(local_request("demo", http_server(port), port, json!({}))));
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["enclave"]["status"], "PENDING_DEPLOY");
+    let id = v["enclave"]["id"].as_str().expect("id").to_string();
+    assert!(id.starts_with("enc_"), "{id}");
+
+    let e = s.wait_for(&key, &id, &["DEPLOYED", "FAILED"]);
+    assert_eq!(e["status"], "DEPLOYED", "{e}");
+    assert!(port_open(port), "DEPLOYED but nothing listens on {port}");
+    assert!(e["instanceId"].as_str().is_some_and(|i| !i.is_empty()), "{e}");
+
+    let logs = s.logs(&key, &id);
+    let ecs = logs["logs"]["ecs"].as_array().expect("ecs logs");
+    assert!(ecs.iter().any(|l| l["message"].as_str().unwrap_or("").contains("Apply complete")), "{logs}");
+    let steps = logs["logs"]["stepfunctions"].to_string();
+    for state in ["ValidateDeploymentRequest", "UpdateStatusToInProgress", "RunTerraformDeployment", "UpdateStatusToDeployed"] {
+        assert!(steps.contains(state), "missing {state} in {steps}");
+    }
+
+    let (code, v) = s.call("PATCH", &format!("/api/enclaves/{id}"), Some(&key), Some(json!({"action": "terminate"})));
+    assert_eq!(code, 200, "{v}");
+    let e = s.wait_for(&key, &id, &["DESTROYED", "FAILED"]);
+    assert_eq!(e["status"], "DESTROYED", "{e}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while port_open(port) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!port_open(port), "port {port} still open after DESTROYED");
+
+    let (code, _) = s.call("DELETE", &format!("/api/enclaves/{id}"), Some(&key), None);
+    assert_eq!(code, 200);
+    let (code, _) = s.call("GET", &format!("/api/enclaves/{id}"), Some(&key), None);
+    assert_eq!(code, 404);
+}
+
+#[test]
+fn invalid_requests_are_refused_and_never_reach_the_table() {
+    let s = start_server(&[]);
+    let key = s.key("0xabc");
+    let (code, v) = s.call(
+        "POST",
+        "/api/enclaves",
+        Some(&key),
+        Some(json!({"name": "x", "providerId": "aws-nitro", "providerConfig": {"dockerImage": "nginx", "cpuCount": "3", "memoryMiB": "2048", "instanceType": "m6i.xlarge"}})),
+    );
+    assert_eq!(code, 400, "{v}");
+    assert_eq!(v["field"], "providerConfig.cpuCount", "{v}");
+    assert!(v["rule"].is_string(), "{v}");
+    let (code, v) = s.call("POST", "/api/enclaves", Some(&key), Some(json!({"name": "", "providerId": "local", "providerConfig": {}})));
+    assert_eq!(code, 400, "{v}");
+    let fields: Vec<&str> = v["errors"].as_array().expect("errors").iter().filter_map(|e| e["field"].as_str()).collect();
+    assert!(fields.contains(&"name") && fields.contains(&"providerConfig.command"), "{v}");
+    let (code, v) = s.call("GET", "/api/enclaves", Some(&key), None);
+    assert_eq!(code, 200);
+    assert_eq!(v["enclaves"], json!([]), "an invalid request reached the table");
+}
+
+#[test]
+fn requests_need_a_key_and_wallets_are_isolated() {
+    let s = start_server(&[]);
+    let (code, v) = s.call("GET", "/api/enclaves", None, None);
+    assert_eq!(code, 401, "{v}");
+    let (code, _) = s.call("GET", "/api/enclaves", Some("treza_live_00000000000000000000000000000000"), None);
+    assert_eq!(code, 401);
+
+    let alice = s.key("0xa11ce");
+    let bob = s.key("0xb0b");
+    // A batch workload that exits 0 is enough: isolation is about the API.
+    let req = json!({"name": "alice's", "providerId": "local", "providerConfig": {"command": ["true"], "workloadType": "batch"}});
+    let (code, v) = s.call("POST", "/api/enclaves", Some(&alice), Some(req.clone()));
+    assert_eq!(code, 201, "{v}");
+    let id = v["enclave"]["id"].as_str().expect("id").to_string();
+    let (code, _) = s.call("GET", &format!("/api/enclaves/{id}"), Some(&bob), None);
+    assert_eq!(code, 404);
+    let (code, _) = s.call("GET", &format!("/api/enclaves/{id}/logs"), Some(&bob), None);
+    assert_eq!(code, 404);
+    let (code, _) = s.call("PATCH", &format!("/api/enclaves/{id}"), Some(&bob), Some(json!({"action": "terminate"})));
+    assert_eq!(code, 404);
+    let (code, _) = s.call("DELETE", &format!("/api/enclaves/{id}"), Some(&bob), None);
+    assert_eq!(code, 404);
+    let (_, v) = s.call("GET", "/api/enclaves", Some(&bob), None);
+    assert_eq!(v["enclaves"], json!([]));
+    let (code, _) = s.call("GET", "/api/enclaves?wallet=0xa11ce", Some(&bob), None);
+    assert_eq!(code, 403);
+    let mut other = req;
+    other["walletAddress"] = json!("0xa11ce");
+    let (code, _) = s.call("POST", "/api/enclaves", Some(&bob), Some(other));
+    assert_eq!(code, 403);
+    let (_, v) = s.call("GET", "/api/enclaves", Some(&alice), None);
+    assert_eq!(v["enclaves"].as_array().map(Vec::len), Some(1));
+    s.wait_for(&alice, &id, &["DEPLOYED", "FAILED"]);
+}
+
+#[test]
+fn a_record_written_straight_into_the_table_fails_validation_in_the_workflow() {
+    let s = start_server(&[]);
+    let key = s.key("0xweb");
+    // The web app writes into the table without the API's validation.
+    let store = treza_store::Store::open(&s.data.path().join("treza.db")).expect("open store");
+    let now = "2026-01-01T00:00:00.000Z".to_string();
+    let record: treza_core::Enclave = serde_json::from_value(json!({
+        "id": "enc_1700000000000_webapp001", "name": "from the app", "description": "",
+        "region": "us-east-1", "walletAddress": "0xweb", "providerId": "aws-nitro",
+        "providerConfig": {"dockerImage": "", "cpuCount": "3", "memoryMiB": "99999", "instanceType": "t2.micro"},
+        "status": "PENDING_DEPLOY", "createdAt": now, "updatedAt": now
+    }))
+    .expect("record");
+    store.insert_enclave(&record).expect("insert");
+    let e = s.wait_for(&key, "enc_1700000000000_webapp001", &["FAILED", "DEPLOYED"]);
+    assert_eq!(e["status"], "FAILED", "{e}");
+    assert_eq!(e["errorType"], "ValidationFailed", "{e}");
+    let msg = e["errorMessage"].as_str().unwrap_or("");
+    assert!(msg.contains("cpuCount") && msg.contains("instanceType"), "{msg}");
+    assert!(!msg.contains("is valid"), "{msg}");
+}
+
+#[test]
+fn a_workload_that_fails_its_health_check_ends_failed_and_leaves_nothing_running() {
+    let s = start_server(&[]);
+    let key = s.key("0xabc");
+    let port = free_port();
+    // Listens on a different port than it claims, then the check can never pass;
+    // plus one that exits at once.
+    let cases = [
+        (json!(["python3", "-c", "import sys; sys.exit(3)"]), "exited"),
+        (json!(["python3", "-c", "import time; time.sleep(600)"]), "health check"),
+    ];
+    for (command, reason) in cases {
+        let req = local_request("sick", command, port, json!({"startupTimeoutSeconds": 3}));
+        let (code, v) = s.call("POST", "/api/enclaves", Some(&key), Some(req));
+        assert_eq!(code, 201, "{v}");
+        let id = v["enclave"]["id"].as_str().expect("id").to_string();
+        let e = s.wait_for(&key, &id, &["FAILED", "DEPLOYED"]);
+        assert_eq!(e["status"], "FAILED", "{e}");
+        assert_eq!(e["errorType"], "WorkloadFailed", "{e}");
+        let msg = e["errorMessage"].as_str().unwrap_or("");
+        assert!(msg.contains(reason), "expected '{reason}' in '{msg}'");
+        let pidfile = s.data.path().join("enclaves").join(&id).join("workload/workload.pid");
+        assert!(!pidfile.exists(), "a pid file remains for a failed workload");
+    }
+    let out = Command::new("pgrep").args(["-f", "time.sleep(600)"]).output().expect("pgrep");
+    assert!(out.stdout.is_empty(), "a failed workload is still running: {}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn a_terraform_failure_ends_failed_with_the_first_error_line() {
+    let broken = tempfile::tempdir().expect("tempdir");
+    let module = broken.path().join("local");
+    std::fs::create_dir_all(&module).expect("mkdir");
+    std::fs::write(
+        module.join("main.tf"),
+        "variable \"enclave_id\" {}\nvariable \"workload\" {}\nvariable \"workload_dir\" {}\nvariable \"supervisor\" {}\n\
+         resource \"terraform_data\" \"boom\" {\n  provisioner \"local-exec\" {\n    command = \"exit 7\"\n  }\n}\n",
+    )
+    .expect("write module");
+    let s = start_server(&[("TREZA_PROVIDERS_DIR", broken.path())]);
+    let key = s.key("0xabc");
+    let req = json!({"name": "tf", "providerId": "local", "providerConfig": {"command": ["true"], "workloadType": "batch"}});
+    let (code, v) = s.call("POST", "/api/enclaves", Some(&key), Some(req));
+    assert_eq!(code, 201, "{v}");
+    let id = v["enclave"]["id"].as_str().expect("id").to_string();
+    let e = s.wait_for(&key, &id, &["FAILED", "DEPLOYED"]);
+    assert_eq!(e["status"], "FAILED", "{e}");
+    assert_eq!(e["errorType"], "TerraformError", "{e}");
+    let msg = e["errorMessage"].as_str().unwrap_or("");
+    assert!(msg.contains("local-exec provisioner error"), "{msg}");
+    let errors = s.logs(&key, &id)["logs"]["errors"].to_string();
+    assert!(errors.contains("runner failed"), "{errors}");
+}
+
+#[test]
+fn hostile_values_arrive_literally_and_execute_nothing() {
+    let s = start_server(&[]);
+    let key = s.key("0xabc");
+    let marker_dir = tempfile::tempdir().expect("tempdir");
+    let marker = marker_dir.path().join("pwned");
+    let m = marker.display().to_string();
+    let hostile = [
+        format!("$(touch {m})"),
+        format!("`touch {m}`"),
+        format!("'; touch {m}; '"),
+        format!("\"; touch {m}; \""),
+        "${file(\"/etc/passwd\")}".to_string(),
+        "%{ if true }x%{ endif }".to_string(),
+        "line1\nline2".to_string(),
+    ];
+    let out = marker_dir.path().join("seen.json");
+    let script = format!(
+        "import json,os,sys; json.dump({{k: v for k, v in os.environ.items() if k.startswith('H')}}, open({:?}, 'w'))",
+        out.display().to_string()
+    );
+    let mut env = serde_json::Map::new();
+    for (i, h) in hostile.iter().enumerate() {
+        env.insert(format!("H{i}"), json!(h));
+    }
+    let req = json!({
+        "name": format!("$(touch {m}) ${{file(\"/etc/passwd\")}}"),
+        "description": format!("`touch {m}` %{{ if true }}x%{{ endif }}"),
+        "providerId": "local",
+        "providerConfig": {"command": ["python3", "-c", script], "workloadType": "batch", "environmentVariables": env},
+    });
+    let (code, v) = s.call("POST", "/api/enclaves", Some(&key), Some(req.clone()));
+    assert_eq!(code, 201, "{v}");
+    let id = v["enclave"]["id"].as_str().expect("id").to_string();
+    let e = s.wait_for(&key, &id, &["DEPLOYED", "FAILED"]);
+    assert_eq!(e["status"], "DEPLOYED", "{e}");
+    assert_eq!(e["name"], req["name"]);
+    assert_eq!(e["description"], req["description"]);
+    let seen: Value = serde_json::from_slice(&std::fs::read(&out).expect("workload wrote its env")).expect("json");
+    for (i, h) in hostile.iter().enumerate() {
+        assert_eq!(seen[format!("H{i}")], json!(h), "H{i} changed on the way");
+    }
+    assert!(!marker.exists(), "a hostile value executed");
+    // Secret values never reach the logs.
+    let logs = s.logs(&key, &id).to_string();
+    assert!(!logs.contains("touch"), "an environment value leaked into the logs");
+}
+
+#[test]
+fn cli_create_wait_list_logs_destroy() {
+    let s = start_server(&[]);
+    let data = s.data.path().to_path_buf();
+    let treza = |args: &[&str]| -> (bool, String, String) {
+        let out = Command::new(TREZA).args(args).arg("--data-dir").arg(&data).output().expect("run treza");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, key, err) = treza(&["keys", "create", "--wallet", "0xcli"]);
+    assert!(ok, "{err}");
+    assert!(key.trim().starts_with("treza_live_") && key.trim().len() == 43, "{key}");
+    let port = free_port().to_string();
+    let cmd = format!("python3 -m http.server {port} --bind 127.0.0.1");
+    let (ok, out, err) = treza(&[
+        "enclave", "create", "--name", "demo", "--provider", "local", "--command", &cmd, "--workload", "service",
+        "--port", &port, "--health-path", "/", "--wait", "--output", "json",
+    ]);
+    assert!(ok, "{out}\n{err}");
+    let e: Value = serde_json::from_str(&out).expect("json output");
+    assert_eq!(e["status"], "DEPLOYED");
+    let id = e["id"].as_str().expect("id").to_string();
+    let (ok, out, _) = treza(&["enclave", "list"]);
+    assert!(ok && out.contains(&id) && out.contains("DEPLOYED"), "{out}");
+    let (ok, out, _) = treza(&["enclave", "logs", &id]);
+    assert!(ok && out.contains("== ecs =="), "{out}");
+    let (ok, out, err) = treza(&["enclave", "destroy", &id, "--wait"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("DESTROYED"), "{out}");
+    assert!(err.contains("DESTROYING") || err.contains("PENDING_DESTROY"), "no progress shown: {err}");
+}
+
