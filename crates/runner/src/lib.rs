@@ -1,1 +1,44 @@
+//! treza's Terraform runner, and the workload supervisor of the local provider.
+//!
+//! A run ([`run`]) takes a [`RunRequest`] for one enclave: it copies the
+//! provider module into the enclave's own workspace directory, writes the
+//! module variables to `terraform.tfvars.json` with serde, and drives the
+//! terraform CLI through init / plan / apply / output (deploy) or init /
+//! destroy, streaming every output line, redacted, to a sink as it arrives.
+//! [`runner_main`] is the same as a process: input from the environment
+//! variables ECS sets, JSON lines out.
+//!
+//! [`workload`] is the supervisor that the `providers/local` module's
+//! provisioners call (`treza workload start|stop|status`): it runs the
+//! workload from its argv in its own session and only reports success once
+//! the workload is ready.
+//!
+//! Invariants:
+//! - User values reach Terraform only as JSON data (tfvars file, provisioner
+//!   environment); never through a shell, a heredoc or HCL text.
+//! - Every exit status is checked; a run succeeds only if every phase did.
+//! - No line, error message or result carries a value from
+//!   `RunRequest::secrets`.
+//! - On a phase timeout terraform is interrupted and given time to write its
+//!   state before it is killed.
+//! - One workspace (and state) per enclave; the runner keeps no other state.
 
+mod driver;
+pub mod failure;
+mod locate;
+mod main_entry;
+mod redact;
+mod request;
+pub mod workload;
+mod workspace;
+
+pub use driver::{flatten_outputs, run, LogLine, RunOutcome, INTERRUPT_GRACE, RUNNER_ERROR};
+pub use locate::{find_terraform, wrapper_location, TERRAFORM_ENV};
+pub use main_entry::{defaults_from_env, runner_main, INVALID_INPUT};
+pub use redact::{Redactor, REDACTED};
+pub use request::{
+    request_from_env, secrets_in_configuration, Action, InputError, RunRequest, RunnerDefaults,
+    UnknownAction, MAX_PHASE_TIMEOUT_SECONDS,
+};
+pub use workload::workload_main;
+pub use workspace::{CLI_CONFIG_FILE, STATE_FILE, TFVARS_FILE};

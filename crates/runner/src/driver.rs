@@ -1,0 +1,492 @@
+//! Driving the terraform CLI through the phases of a run.
+//!
+//! Each phase is one terraform process in its own process group, with a
+//! scrubbed environment. Two threads read its stdout and stderr line by line
+//! and hand the lines to the calling thread, which redacts them and passes
+//! them to the sink as they arrive, watches the phase deadline, and records
+//! what decides the failure message. Every exit status is checked.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::failure::{self, FailureScan};
+use crate::locate::find_terraform;
+use crate::redact::Redactor;
+use crate::request::{Action, RunRequest};
+use crate::workspace::{self, Workspace, PLAN_FILE};
+
+/// After a phase times out terraform gets SIGINT and this long to finish
+/// writing state before SIGKILL.
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(30);
+/// How long to keep reading output after terraform exited, for lines still
+/// in flight (a grandchild may hold the pipe open longer; it is not waited for).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+/// Error type for problems on the runner's side (no terraform, unusable
+/// workspace, output that is not JSON).
+pub const RUNNER_ERROR: &str = "RunnerError";
+
+/// Environment variables terraform inherits; everything else is dropped so
+/// nothing reaches the module except through `terraform.tfvars.json`.
+const PASS_THROUGH_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+    "http_proxy", "https_proxy", "no_proxy", "TF_LOG", "TF_LOG_PATH", "TF_PLUGIN_CACHE_DIR",
+];
+const PASS_THROUGH_PREFIXES: &[&str] = &["AWS_"];
+
+/// One line of terraform output (or a runner note), already redacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// RFC 3339, UTC, milliseconds.
+    pub timestamp: String,
+    /// init, plan, apply, output or destroy.
+    pub phase: String,
+    /// stdout or stderr.
+    pub stream: String,
+    pub message: String,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunOutcome {
+    pub success: bool,
+    /// `terraform output -json` flattened to name -> value; outputs marked
+    /// sensitive are left out.
+    pub outputs: Map<String, Value>,
+    /// WorkloadFailed, TerraformError, StateLocked, Timeout or RunnerError.
+    pub error_type: Option<String>,
+    /// Redacted, one line.
+    pub error_message: Option<String>,
+    /// The phase that failed.
+    pub phase: Option<String>,
+}
+
+impl RunOutcome {
+    fn succeeded(outputs: Map<String, Value>) -> Self {
+        RunOutcome {
+            success: true,
+            outputs,
+            error_type: None,
+            error_message: None,
+            phase: None,
+        }
+    }
+
+    fn failed(error_type: &str, message: String, phase: &str) -> Self {
+        RunOutcome {
+            success: false,
+            outputs: Map::new(),
+            error_type: Some(error_type.to_string()),
+            error_message: Some(message),
+            phase: Some(phase.to_string()),
+        }
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Runs the request's action and reports each output line to `sink` as it
+/// comes. Never panics on bad input; every failure becomes a `RunOutcome`.
+pub fn run(req: &RunRequest, sink: &mut dyn FnMut(LogLine)) -> RunOutcome {
+    let mut driver = Driver {
+        redactor: Redactor::new(&req.secrets),
+        sink,
+    };
+    let outcome = driver.run(req);
+    // The message may quote terraform output; redact it like the lines.
+    RunOutcome {
+        error_message: outcome
+            .error_message
+            .map(|m| driver.redactor.redact(&m)),
+        ..outcome
+    }
+}
+
+struct Driver<'s> {
+    redactor: Redactor,
+    sink: &'s mut dyn FnMut(LogLine),
+}
+
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+enum PhaseEnd {
+    Exited(ExitStatus),
+    TimedOut,
+}
+
+struct Phase<'a> {
+    name: &'static str,
+    args: Vec<String>,
+    terraform: &'a Path,
+    workspace: &'a Workspace,
+    timeout: Duration,
+    /// Keep stdout instead of logging it (`output -json`: values may be secret).
+    capture_stdout: bool,
+}
+
+impl Driver<'_> {
+    fn emit(&mut self, phase: &str, stream: &str, message: &str) {
+        let line = LogLine {
+            timestamp: now_rfc3339(),
+            phase: phase.to_string(),
+            stream: stream.to_string(),
+            message: self.redactor.redact(message),
+        };
+        (self.sink)(line);
+    }
+
+    fn note(&mut self, phase: &str, message: &str) {
+        self.emit(phase, "stdout", &format!("treza-runner: {message}"));
+    }
+
+    fn run(&mut self, req: &RunRequest) -> RunOutcome {
+        let first_phase = "init";
+        let terraform = match find_terraform(req.terraform.as_deref()) {
+            Ok(t) => t,
+            Err(e) => return RunOutcome::failed(RUNNER_ERROR, e, first_phase),
+        };
+        let ws = match workspace::prepare(&req.module_dir, &req.workspace_dir, &req.variables) {
+            Ok(ws) => ws,
+            Err(e) => return RunOutcome::failed(RUNNER_ERROR, e, first_phase),
+        };
+        if req.action == Action::Destroy && !ws.has_state() {
+            self.note("destroy", "no Terraform state for this enclave: nothing to destroy");
+            return RunOutcome::succeeded(Map::new());
+        }
+        self.note(
+            first_phase,
+            &format!(
+                "{} enclave {} with provider {} using {}",
+                req.action,
+                req.enclave_id,
+                req.provider_id,
+                terraform.display()
+            ),
+        );
+
+        let phase = |name: &'static str, args: &[&str], capture_stdout: bool| Phase {
+            name,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            terraform: &terraform,
+            workspace: &ws,
+            timeout: req.phase_timeout,
+            capture_stdout,
+        };
+        let plan_out = format!("-out={PLAN_FILE}");
+        let mut phases = vec![phase("init", &["init", "-input=false", "-no-color"], false)];
+        match req.action {
+            Action::Plan => phases.push(phase(
+                "plan",
+                &["plan", "-input=false", "-no-color", &plan_out],
+                false,
+            )),
+            Action::Deploy => {
+                phases.push(phase(
+                    "plan",
+                    &["plan", "-input=false", "-no-color", &plan_out],
+                    false,
+                ));
+                phases.push(phase(
+                    "apply",
+                    &["apply", "-input=false", "-no-color", PLAN_FILE],
+                    false,
+                ));
+                phases.push(phase("output", &["output", "-json", "-no-color"], true));
+            }
+            Action::Destroy => phases.push(phase(
+                "destroy",
+                &["destroy", "-input=false", "-no-color", "-auto-approve"],
+                false,
+            )),
+        }
+
+        let mut outputs = Map::new();
+        for p in &phases {
+            let (end, scan, stdout) = match self.run_phase(p) {
+                Ok(r) => r,
+                Err(e) => return RunOutcome::failed(RUNNER_ERROR, e, p.name),
+            };
+            match end {
+                PhaseEnd::TimedOut => {
+                    return RunOutcome::failed(
+                        failure::TIMEOUT,
+                        format!(
+                            "terraform {} did not finish within the phase timeout of {}s and was interrupted",
+                            p.name,
+                            req.phase_timeout.as_secs_f64()
+                        ),
+                        p.name,
+                    )
+                }
+                PhaseEnd::Exited(status) if !status.success() => {
+                    let fallback = format!(
+                        "terraform {} failed ({}) without printing an error",
+                        p.name,
+                        describe_status(status)
+                    );
+                    let (kind, message) = scan.classify(fallback);
+                    return RunOutcome::failed(kind, message, p.name);
+                }
+                PhaseEnd::Exited(_) => {}
+            }
+            if p.capture_stdout {
+                match flatten_outputs(&stdout) {
+                    Ok(o) => outputs = o,
+                    Err(e) => return RunOutcome::failed(RUNNER_ERROR, e, p.name),
+                }
+            }
+        }
+        if req.action == Action::Destroy {
+            let _ = std::fs::remove_file(ws.dir.join(PLAN_FILE));
+        }
+        RunOutcome::succeeded(outputs)
+    }
+
+    fn run_phase(&mut self, p: &Phase<'_>) -> Result<(PhaseEnd, FailureScan, String), String> {
+        self.note(p.name, &format!("terraform {}", p.args.join(" ")));
+        let mut cmd = Command::new(p.terraform);
+        cmd.args(&p.args)
+            .current_dir(&p.workspace.dir)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Own group: a final SIGKILL reaches provisioner children too.
+            .process_group(0);
+        for (name, value) in std::env::vars_os() {
+            let Some(n) = name.to_str() else { continue };
+            if PASS_THROUGH_ENV.contains(&n) || PASS_THROUGH_PREFIXES.iter().any(|p| n.starts_with(p))
+            {
+                cmd.env(&name, value);
+            }
+        }
+        cmd.env("TF_IN_AUTOMATION", "1")
+            .env("TF_INPUT", "0")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_CLI_CONFIG_FILE", &p.workspace.cli_config);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", p.terraform.display()))?;
+
+        let (tx, rx) = mpsc::channel();
+        let mut readers = 0;
+        if let Some(out) = child.stdout.take() {
+            spawn_reader(out, Stream::Stdout, tx.clone());
+            readers += 1;
+        }
+        if let Some(err) = child.stderr.take() {
+            spawn_reader(err, Stream::Stderr, tx.clone());
+            readers += 1;
+        }
+        drop(tx);
+
+        let mut scan = FailureScan::default();
+        let mut captured = String::new();
+        let end = self.supervise(p, &mut child, &rx, readers, &mut scan, &mut captured);
+        Ok((end, scan, captured))
+    }
+
+    /// Pumps lines to the sink until terraform exits, enforcing the deadline.
+    fn supervise(
+        &mut self,
+        p: &Phase<'_>,
+        child: &mut Child,
+        rx: &Receiver<(Stream, String)>,
+        mut readers: usize,
+        scan: &mut FailureScan,
+        captured: &mut String,
+    ) -> PhaseEnd {
+        let pid = child.id() as i32;
+        let deadline = Instant::now() + p.timeout;
+        let mut interrupted_at: Option<Instant> = None;
+        let mut killed = false;
+        let mut exited: Option<(ExitStatus, Instant)> = None;
+        loop {
+            let wait = match exited {
+                Some(_) => Duration::from_millis(20),
+                None => Duration::from_millis(100),
+            };
+            match rx.recv_timeout(wait) {
+                Ok((stream, line)) => {
+                    self.handle_line(p, stream, &line, scan, captured);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => readers = 0,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if exited.is_none() {
+                match child.try_wait() {
+                    Ok(Some(status)) => exited = Some((status, Instant::now())),
+                    Ok(None) => {}
+                    Err(_) => {
+                        signal_group(pid, libc::SIGKILL);
+                        if let Ok(status) = child.wait() {
+                            exited = Some((status, Instant::now()));
+                        }
+                    }
+                }
+            }
+            if let Some((status, at)) = exited {
+                if readers == 0 || at.elapsed() >= DRAIN_AFTER_EXIT {
+                    // Anything of terraform's still running (a provisioner's
+                    // process) must not outlive an interrupted phase.
+                    if interrupted_at.is_some() {
+                        signal_group(pid, libc::SIGKILL);
+                    }
+                    while let Ok((stream, line)) = rx.try_recv() {
+                        self.handle_line(p, stream, &line, scan, captured);
+                    }
+                    return match interrupted_at {
+                        Some(_) => PhaseEnd::TimedOut,
+                        None => PhaseEnd::Exited(status),
+                    };
+                }
+                continue;
+            }
+            let now = Instant::now();
+            match interrupted_at {
+                None if now >= deadline => {
+                    self.note(
+                        p.name,
+                        &format!(
+                            "terraform {} exceeded the phase timeout of {}s; sending SIGINT and waiting up to {}s for it to stop",
+                            p.name,
+                            p.timeout.as_secs_f64(),
+                            INTERRUPT_GRACE.as_secs()
+                        ),
+                    );
+                    // SAFETY: kill only sends a signal to our own child.
+                    unsafe {
+                        libc::kill(pid, libc::SIGINT);
+                    }
+                    interrupted_at = Some(now);
+                }
+                Some(at) if !killed && now.duration_since(at) >= INTERRUPT_GRACE => {
+                    self.note(p.name, "terraform did not stop after SIGINT; killing it");
+                    signal_group(pid, libc::SIGKILL);
+                    killed = true;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn handle_line(
+        &mut self,
+        p: &Phase<'_>,
+        stream: Stream,
+        line: &str,
+        scan: &mut FailureScan,
+        captured: &mut String,
+    ) {
+        match stream {
+            Stream::Stdout if p.capture_stdout => {
+                captured.push_str(line);
+                captured.push('\n');
+            }
+            Stream::Stdout => {
+                scan.observe(&self.redactor.redact(line));
+                self.emit(p.name, "stdout", line);
+            }
+            Stream::Stderr => {
+                scan.observe(&self.redactor.redact(line));
+                self.emit(p.name, "stderr", line);
+            }
+        }
+    }
+}
+
+fn signal_group(pgid: i32, signal: i32) {
+    // SAFETY: killpg only sends a signal; ESRCH (group gone) is fine.
+    unsafe {
+        libc::killpg(pgid, signal);
+    }
+}
+
+fn spawn_reader<R: Read + Send + 'static>(pipe: R, stream: Stream, tx: Sender<(Stream, String)>) {
+    thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut buf = Vec::with_capacity(256);
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    while matches!(buf.last(), Some(b'\n' | b'\r')) {
+                        buf.pop();
+                    }
+                    let line = String::from_utf8_lossy(&buf).into_owned();
+                    let s = match stream {
+                        Stream::Stdout => Stream::Stdout,
+                        Stream::Stderr => Stream::Stderr,
+                    };
+                    if tx.send((s, line)).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
+fn describe_status(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => "unknown status".to_string(),
+    }
+}
+
+/// `terraform output -json` -> name -> value, without sensitive outputs.
+pub fn flatten_outputs(text: &str) -> Result<Map<String, Value>, String> {
+    if text.trim().is_empty() {
+        return Ok(Map::new());
+    }
+    let parsed: Value = serde_json::from_str(text)
+        .map_err(|e| format!("terraform output -json printed something that is not JSON ({e})"))?;
+    let Value::Object(all) = parsed else {
+        return Err("terraform output -json did not print a JSON object".to_string());
+    };
+    Ok(all
+        .into_iter()
+        .filter(|(_, o)| o.get("sensitive") != Some(&Value::Bool(true)))
+        .filter_map(|(name, o)| o.get("value").cloned().map(|v| (name, v)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn outputs_are_flattened_without_sensitive_ones() {
+        let text = json!({
+            "instance_id": {"sensitive": false, "type": "string", "value": "local-e1"},
+            "token": {"sensitive": true, "type": "string", "value": "s3cret"},
+            "ports": {"sensitive": false, "type": ["list", "number"], "value": [1, 2]}
+        })
+        .to_string();
+        let flat = flatten_outputs(&text).expect("flatten");
+        assert_eq!(flat.get("instance_id"), Some(&json!("local-e1")));
+        assert_eq!(flat.get("ports"), Some(&json!([1, 2])));
+        assert!(!flat.contains_key("token"));
+        assert!(flatten_outputs("").expect("empty").is_empty());
+        assert!(flatten_outputs("not json").is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! `runner_main`: the runner as a process (`treza runner`), fed by
+//! environment variables and speaking JSON lines on stdout.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::driver::{run, LogLine, RunOutcome};
+use crate::request::{request_from_env, RunnerDefaults};
+
+/// Error type reported when the runner's input is rejected.
+pub const INVALID_INPUT: &str = "InvalidInput";
+
+/// Defaults for [`request_from_env`] taken from the process environment:
+/// `TREZA_PROVIDERS_DIR` (default `providers`) and `TREZA_WORKSPACES_DIR`
+/// (default `.treza/workspaces`).
+pub fn defaults_from_env(vars: &HashMap<String, String>) -> RunnerDefaults {
+    let mut d = RunnerDefaults::default();
+    if let Some(p) = vars.get("TREZA_PROVIDERS_DIR").filter(|p| !p.is_empty()) {
+        d.providers_dir = PathBuf::from(p);
+    }
+    if let Some(p) = vars.get("TREZA_WORKSPACES_DIR").filter(|p| !p.is_empty()) {
+        d.workspaces_dir = PathBuf::from(p);
+    }
+    d
+}
+
+fn print_json_line(value: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    // A closed stdout must not stop the run: terraform still has to finish.
+    let _ = writeln!(out, "{value}");
+    let _ = out.flush();
+}
+
+/// Reads the request from the process environment, runs it, and prints one
+/// JSON object per line on stdout: `{"log": LogLine}` for each output line as
+/// it comes, then `{"result": RunOutcome}`. Exit code: 0 success, 1 the run
+/// failed, 2 bad input (nothing was run; the result says which variable).
+pub fn runner_main() -> i32 {
+    let vars: HashMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let req = match request_from_env(&vars, &defaults_from_env(&vars)) {
+        Ok(r) => r,
+        Err(e) => {
+            let outcome = RunOutcome {
+                success: false,
+                outputs: serde_json::Map::new(),
+                error_type: Some(INVALID_INPUT.to_string()),
+                error_message: Some(e.to_string()),
+                phase: None,
+            };
+            print_json_line(&json!({ "result": outcome }));
+            eprintln!("treza-runner: invalid input: {e}");
+            return 2;
+        }
+    };
+    let outcome = run(&req, &mut |line: LogLine| {
+        print_json_line(&json!({ "log": line }));
+    });
+    print_json_line(&json!({ "result": &outcome }));
+    if outcome.success {
+        0
+    } else {
+        1
+    }
+}
