@@ -1,0 +1,73 @@
+//! Preconditions for conditional writes, the SQLite counterpart of a
+//! DynamoDB `ConditionExpression` on `version` and `status`.
+
+use crate::error::StoreError;
+use treza_core::{Enclave, Status};
+
+/// What the caller expects the stored record to look like before its write.
+/// All set parts must hold; an empty condition always holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Condition {
+    pub expected_version: Option<u64>,
+    pub expected_status: Option<Vec<Status>>,
+}
+
+impl Condition {
+    /// No precondition: the write applies to whatever is stored.
+    pub fn any() -> Condition {
+        Condition::default()
+    }
+
+    /// The stored record must have exactly this version.
+    pub fn version(v: u64) -> Condition {
+        Condition {
+            expected_version: Some(v),
+            expected_status: None,
+        }
+    }
+
+    /// The stored record's status must be one of these.
+    pub fn status_in(statuses: &[Status]) -> Condition {
+        Condition {
+            expected_version: None,
+            expected_status: Some(statuses.to_vec()),
+        }
+    }
+
+    /// Adds a version requirement to this condition.
+    pub fn and_version(mut self, v: u64) -> Condition {
+        self.expected_version = Some(v);
+        self
+    }
+
+    /// Adds a status requirement to this condition.
+    pub fn and_status_in(mut self, statuses: &[Status]) -> Condition {
+        self.expected_status = Some(statuses.to_vec());
+        self
+    }
+
+    /// `Ok` when `current` satisfies the condition, else `ConditionFailed`
+    /// naming what was expected and what was found.
+    pub fn check(&self, current: &Enclave) -> Result<(), StoreError> {
+        if let Some(v) = self.expected_version {
+            if current.version != v {
+                return Err(StoreError::ConditionFailed {
+                    id: current.id.clone(),
+                    expected: format!("version {v}"),
+                    actual: format!("version {}", current.version),
+                });
+            }
+        }
+        if let Some(allowed) = &self.expected_status {
+            if !allowed.contains(&current.status) {
+                let list: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+                return Err(StoreError::ConditionFailed {
+                    id: current.id.clone(),
+                    expected: format!("status in [{}]", list.join(", ")),
+                    actual: format!("status {}", current.status),
+                });
+            }
+        }
+        Ok(())
+    }
+}
