@@ -49,7 +49,14 @@ pub struct WorkflowStart {
     pub execution_name: String,
 }
 
-/// Execution names are at most 80 characters of `[A-Za-z0-9_-]` in Step Functions.
+/// Longest execution name Step Functions accepts.
+pub const MAX_EXECUTION_NAME_LEN: usize = 80;
+
+/// The execution name for one workflow run: `<id>-<action>-v<version>`, at most
+/// 80 characters of `[A-Za-z0-9_-]` as Step Functions requires. Deterministic,
+/// so a redelivered change maps to the same name. When the id must be altered
+/// to fit (other characters, or too long), a hash of the whole id is added so
+/// that distinct ids never share a name.
 pub fn execution_name(enclave_id: &str, workflow: Workflow, version: u64) -> String {
     let safe: String = enclave_id
         .chars()
@@ -62,9 +69,23 @@ pub fn execution_name(enclave_id: &str, workflow: Workflow, version: u64) -> Str
         })
         .collect();
     let suffix = format!("-{}-v{}", workflow.action(), version);
-    let keep = 80usize.saturating_sub(suffix.len());
+    if safe == enclave_id && safe.len() + suffix.len() <= MAX_EXECUTION_NAME_LEN {
+        return format!("{safe}{suffix}");
+    }
+    let suffix = format!("-{:016x}{suffix}", fnv1a64(enclave_id.as_bytes()));
+    let keep = MAX_EXECUTION_NAME_LEN.saturating_sub(suffix.len());
     let head: String = safe.chars().take(keep).collect();
     format!("{head}{suffix}")
+}
+
+/// FNV-1a: stable across builds and platforms (unlike `DefaultHasher`).
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 /// Start a workflow only when a record *enters* a pending status.

@@ -226,7 +226,9 @@ mod tests {
     #[test]
     fn strips_ansi_and_box() {
         assert_eq!(
-            clean_line("\u{1b}[31m│\u{1b}[0m \u{1b}[1m\u{1b}[31mError: \u{1b}[0m\u{1b}[1mboom\u{1b}[0m"),
+            clean_line(
+                "\u{1b}[31m│\u{1b}[0m \u{1b}[1m\u{1b}[31mError: \u{1b}[0m\u{1b}[1mboom\u{1b}[0m"
+            ),
             "Error: boom"
         );
     }

@@ -404,10 +404,7 @@ fn check_identity(
                 wallet.chars().count()
             ),
         ));
-    } else if wallet
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-    {
+    } else if wallet.chars().any(|c| c.is_whitespace() || c.is_control()) {
         errs.push(FieldError::new(
             "walletAddress",
             "format",
@@ -636,7 +633,13 @@ fn render_path(prefix: &str, pointer: &str, root: &Value) -> (String, String) {
 fn describe(v: &Value, reveal: bool) -> String {
     let kind = match v {
         Value::Null => return "null".into(),
-        Value::Bool(b) => return if reveal { b.to_string() } else { "a boolean".into() },
+        Value::Bool(b) => {
+            return if reveal {
+                b.to_string()
+            } else {
+                "a boolean".into()
+            }
+        }
         Value::Number(n) => {
             return if reveal {
                 n.to_string()
@@ -644,13 +647,7 @@ fn describe(v: &Value, reveal: bool) -> String {
                 "a number".into()
             }
         }
-        Value::String(s) => {
-            return if reveal {
-                quote(s)
-            } else {
-                "a string".into()
-            }
-        }
+        Value::String(s) => return if reveal { quote(s) } else { "a string".into() },
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     };
@@ -777,11 +774,13 @@ fn translate(
                 ),
             )
         }
-        ValidationErrorKind::Minimum { limit } | ValidationErrorKind::ExclusiveMinimum { limit } => (
+        ValidationErrorKind::Minimum { limit }
+        | ValidationErrorKind::ExclusiveMinimum { limit } => (
             "range",
             format!("{field} must be at least {limit}, got {got}"),
         ),
-        ValidationErrorKind::Maximum { limit } | ValidationErrorKind::ExclusiveMaximum { limit } => (
+        ValidationErrorKind::Maximum { limit }
+        | ValidationErrorKind::ExclusiveMaximum { limit } => (
             "range",
             format!("{field} must be at most {limit}, got {got}"),
         ),
@@ -860,36 +859,32 @@ fn check_provider(
         }
     };
 
-    let mut p = Parsed::default();
-    p.docker_image = usable("dockerImage")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    p.instance_type = usable("instanceType")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    p.enable_debug = match usable("enableDebug") {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => s == "true",
-        _ => false,
-    };
-    p.cpu_count = usable("cpuCount").and_then(whole_number);
-    p.memory_mib = usable("memoryMiB").and_then(whole_number);
-    p.health_check_interval = usable("healthCheckInterval").and_then(whole_number);
-    p.workload_type = match usable("workloadType").and_then(Value::as_str) {
-        Some("batch") => Some(WorkloadType::Batch),
-        Some("service") => Some(WorkloadType::Service),
-        Some("daemon") => Some(WorkloadType::Daemon),
-        _ => None,
-    };
-    p.health_check_path = usable("healthCheckPath")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    p.command = match usable("command") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
+    let text = |k: &str| usable(k).and_then(Value::as_str).map(str::to_string);
+    let p = Parsed {
+        docker_image: text("dockerImage"),
+        instance_type: text("instanceType"),
+        enable_debug: match usable("enableDebug") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => s == "true",
+            _ => false,
+        },
+        cpu_count: usable("cpuCount").and_then(whole_number),
+        memory_mib: usable("memoryMiB").and_then(whole_number),
+        health_check_interval: usable("healthCheckInterval").and_then(whole_number),
+        workload_type: match usable("workloadType").and_then(Value::as_str) {
+            Some("batch") => Some(WorkloadType::Batch),
+            Some("service") => Some(WorkloadType::Service),
+            Some("daemon") => Some(WorkloadType::Daemon),
+            _ => None,
+        },
+        health_check_path: text("healthCheckPath"),
+        command: match usable("command") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        },
     };
     let env_ok = usable("environmentVariables")
         .map(|v| environment(v, errs))
@@ -917,7 +912,7 @@ fn check_provider(
     Some(config)
 }
 
-#[derive(Default)]
+/// Values whose shape passed the schema, before range and fit checks.
 struct Parsed {
     docker_image: Option<String>,
     instance_type: Option<String>,
@@ -1251,7 +1246,11 @@ fn ports(v: &Value, errs: &mut Vec<FieldError>) -> Option<Vec<u16>> {
 fn services(v: &Value, errs: &mut Vec<FieldError>) -> Option<Vec<String>> {
     let field = format!("{CONFIG}.awsServices");
     let names: Vec<&str> = match v {
-        Value::String(s) => s.split(',').map(str::trim).filter(|p| !p.is_empty()).collect(),
+        Value::String(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect(),
         Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::trim).collect(),
         _ => return None,
     };
@@ -1298,7 +1297,15 @@ mod tests {
         for ok in ["us-east-1", "eu-west-3", "ap-southeast-2", "us-gov-west-1"] {
             assert!(is_region(ok), "{ok}");
         }
-        for bad in ["", "us", "us-east", "US-east-1", "us-east-12", "use-east-1", "us--1"] {
+        for bad in [
+            "",
+            "us",
+            "us-east",
+            "US-east-1",
+            "us-east-12",
+            "use-east-1",
+            "us--1",
+        ] {
             assert!(!is_region(bad), "{bad}");
         }
     }
@@ -1319,6 +1326,9 @@ mod tests {
             render_path("p", "/x/y", &root),
             ("p.x.y".to_string(), "x.y".to_string())
         );
-        assert_eq!(render_path("p", "", &root), ("p".to_string(), String::new()));
+        assert_eq!(
+            render_path("p", "", &root),
+            ("p".to_string(), String::new())
+        );
     }
 }

@@ -67,14 +67,21 @@ fn obj(v: Value) -> Map<String, Value> {
 }
 
 fn nitro_ok() -> Map<String, Value> {
-    obj(json!({"dockerImage": "nginx", "cpuCount": "2", "memoryMiB": "1024", "instanceType": "m6i.xlarge"}))
+    obj(
+        json!({"dockerImage": "nginx", "cpuCount": "2", "memoryMiB": "1024", "instanceType": "m6i.xlarge"}),
+    )
 }
 
 #[test]
 fn every_app_offered_combination_that_fits_is_accepted() {
     // The app offers cpuCount 2..16, memoryMiB 1024..16384 and these instance types.
     let app_types = [
-        "m6i.xlarge", "m6i.2xlarge", "m6i.4xlarge", "m6i.8xlarge", "c6i.xlarge", "c6i.2xlarge",
+        "m6i.xlarge",
+        "m6i.2xlarge",
+        "m6i.4xlarge",
+        "m6i.8xlarge",
+        "c6i.xlarge",
+        "c6i.2xlarge",
         "c6i.4xlarge",
     ];
     for t in app_types {
@@ -113,13 +120,22 @@ fn too_many_environment_variables() {
     let mut raw = nitro_ok();
     raw.insert("environmentVariables".into(), Value::Object(env.clone()));
     let errs = validate_provider_config("aws-nitro", &raw).unwrap_err();
-    assert!(errs.has("providerConfig.environmentVariables", "length"), "{errs:?}");
-    assert!(errs.to_string().contains("at most 100 entries, got 101"), "{errs}");
+    assert!(
+        errs.has("providerConfig.environmentVariables", "length"),
+        "{errs:?}"
+    );
+    assert!(
+        errs.to_string().contains("at most 100 entries, got 101"),
+        "{errs}"
+    );
 
     env.remove("V100");
     raw.insert("environmentVariables".into(), Value::Object(env));
     assert_eq!(
-        validate_provider_config("aws-nitro", &raw).unwrap().environment_variables.len(),
+        validate_provider_config("aws-nitro", &raw)
+            .unwrap()
+            .environment_variables
+            .len(),
         100
     );
 }
@@ -135,7 +151,9 @@ fn environment_value_too_long_is_reported_without_the_value() {
     let errs = validate_provider_config("aws-nitro", &raw).unwrap_err();
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(errs.has("providerConfig.environmentVariables.TOKEN", "length"));
-    assert!(errs.to_string().contains("at most 4096 characters, got 4200"));
+    assert!(errs
+        .to_string()
+        .contains("at most 4096 characters, got 4200"));
     let all = serde_json::to_string(&errs).unwrap();
     assert!(!all.contains("s3cr3t"), "secret leaked: {all}");
 }
@@ -160,9 +178,18 @@ fn provider_config_serializes_camel_case_and_round_trips() {
     raw.insert("environmentVariables".into(), json!({"K": "v"}));
     let cfg = validate_provider_config("aws-nitro", &raw).unwrap();
     let v = serde_json::to_value(&cfg).unwrap();
-    for k in ["dockerImage", "cpuCount", "memoryMiB", "instanceType", "enableDebug",
-              "environmentVariables", "workloadType", "exposePorts", "awsServices",
-              "healthCheckInterval"] {
+    for k in [
+        "dockerImage",
+        "cpuCount",
+        "memoryMiB",
+        "instanceType",
+        "enableDebug",
+        "environmentVariables",
+        "workloadType",
+        "exposePorts",
+        "awsServices",
+        "healthCheckInterval",
+    ] {
         assert!(v.get(k).is_some(), "missing {k} in {v}");
     }
     let back: ProviderConfig = serde_json::from_value(v).unwrap();
@@ -240,20 +267,32 @@ fn new_enclave_name_rules() {
     req.name = "x".repeat(MAX_NAME_LEN + 1);
     let errs = validate_new_enclave(&req).unwrap_err();
     assert!(errs.has("name", "length"));
-    assert!(errs.to_string().contains(&format!("at most {MAX_NAME_LEN} characters, got {}", MAX_NAME_LEN + 1)));
+    assert!(errs.to_string().contains(&format!(
+        "at most {MAX_NAME_LEN} characters, got {}",
+        MAX_NAME_LEN + 1
+    )));
     req.name = "bad\u{0}name".into();
-    assert!(validate_new_enclave(&req).unwrap_err().has("name", "format"));
+    assert!(validate_new_enclave(&req)
+        .unwrap_err()
+        .has("name", "format"));
     req.name = "bell\u{7}".into();
-    assert!(validate_new_enclave(&req).unwrap_err().to_string().contains("U+0007"));
+    assert!(validate_new_enclave(&req)
+        .unwrap_err()
+        .to_string()
+        .contains("U+0007"));
     req.name = "   ".into();
-    assert!(validate_new_enclave(&req).unwrap_err().has("name", "required"));
+    assert!(validate_new_enclave(&req)
+        .unwrap_err()
+        .has("name", "required"));
 }
 
 #[test]
 fn new_enclave_wallet_and_provider() {
     let mut req = new_enclave();
     req.wallet_address = "0x12 34".into();
-    assert!(validate_new_enclave(&req).unwrap_err().has("walletAddress", "format"));
+    assert!(validate_new_enclave(&req)
+        .unwrap_err()
+        .has("walletAddress", "format"));
     let mut req = new_enclave();
     req.provider_id = "azure".into();
     let errs = validate_new_enclave(&req).unwrap_err();
