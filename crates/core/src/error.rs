@@ -11,7 +11,7 @@ pub enum ErrorType {
     InvalidInput,
     /// The request was read but broke a rule (see the field errors).
     ValidationFailed,
-    /// The cloud provider refused our credentials.
+    /// The cloud provider refused our credentials or their permissions.
     ProviderAuth,
     /// The provider has no capacity for the instance type right now.
     Capacity,
@@ -102,6 +102,8 @@ const PATTERNS: &[(ErrorType, &[&str])] = &[
             "signaturedoesnotmatch",
             "unrecognizedclientexception",
             "authfailure",
+            "unauthorizedoperation",
+            "accessdenied",
         ],
     ),
     (
@@ -112,15 +114,7 @@ const PATTERNS: &[(ErrorType, &[&str])] = &[
             "insufficienthostcapacity",
         ],
     ),
-    (
-        ErrorType::Quota,
-        &[
-            "limitexceeded",
-            "quota",
-            "instancelimitexceeded",
-            "maximum number of",
-        ],
-    ),
+    (ErrorType::Quota, &["limitexceeded", "quota"]),
     (
         ErrorType::Timeout,
         &[

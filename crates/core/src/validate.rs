@@ -136,11 +136,19 @@ impl WorkloadType {
     }
 }
 
-/// Providers treza can deploy to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Providers treza can deploy to; each is a Terraform module in `providers/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Provider {
+    #[serde(rename = "aws-nitro")]
     AwsNitro,
+    #[serde(rename = "local")]
     Local,
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Provider {
@@ -682,23 +690,36 @@ fn len_of(v: &Value) -> usize {
     }
 }
 
-/// Translates one schema error. `reveal` false keeps values out of the message.
-fn translate(
-    err: &ValidationError<'_>,
-    prefix: &str,
-    root: &Value,
-    reveal: bool,
-    provider: Option<Provider>,
-) -> FieldError {
+/// Which document a schema error is about.
+#[derive(Clone, Copy)]
+enum Scope {
+    /// A provider's `providerConfig`.
+    Config(Provider),
+    /// The environment map: keys are variable names, values may be secrets.
+    Environment,
+}
+
+/// Translates one schema error into a field, a rule and a sentence.
+fn translate(err: &ValidationError<'_>, scope: Scope, root: &Value) -> FieldError {
+    let (prefix, reveal) = match scope {
+        Scope::Config(_) => (CONFIG, true),
+        Scope::Environment => (ENV, false),
+    };
     let (field, key) = render_path(prefix, err.instance_path.as_str(), root);
+    let expectation = |k: &str| match scope {
+        Scope::Config(_) => expectation(k),
+        Scope::Environment => {
+            "a string (numbers and booleans are accepted and turned into strings)"
+        }
+    };
     let got = describe(&err.instance, reveal);
     let (rule, message) = match &err.kind {
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or("?");
             let field = format!("{field}.{name}");
-            let why = match provider {
-                Some(p) => format!(" for provider {}", p.as_str()),
-                None => String::new(),
+            let why = match scope {
+                Scope::Config(p) => format!(" for provider {p}"),
+                Scope::Environment => String::new(),
             };
             return FieldError::new(
                 field.clone(),
@@ -849,7 +870,7 @@ fn check_provider(
                 .to_string(),
         };
         broken.insert(top);
-        errs.push(translate(&e, CONFIG, &root, true, Some(provider)));
+        errs.push(translate(&e, Scope::Config(provider), &root));
     }
     let usable = |k: &str| -> Option<&Value> {
         if broken.contains(k) {
@@ -1172,7 +1193,7 @@ fn environment(v: &Value, errs: &mut Vec<FieldError>) -> Option<BTreeMap<String,
     };
     let before = errs.len();
     for e in schemas().environment.iter_errors(obj) {
-        errs.push(translate(&e, ENV, obj, false, None));
+        errs.push(translate(&e, Scope::Environment, obj));
     }
     if errs.len() > before {
         return None;
@@ -1198,7 +1219,7 @@ fn ports(v: &Value, errs: &mut Vec<FieldError>) -> Option<Vec<u16>> {
     match v {
         Value::String(s) => {
             for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                items.push((format!("{part:?}"), part.parse::<i64>().ok()));
+                items.push((quote(part), part.parse::<i64>().ok()));
             }
         }
         Value::Array(a) => {

@@ -80,6 +80,16 @@ fn classification_examples() {
             ErrorType::TerraformError,
             "something went wrong",
         ),
+        (
+            "│ Error: reading S3 Bucket: operation error S3: HeadBucket, https response error StatusCode: 403, api error AccessDenied: Access Denied\n",
+            ErrorType::ProviderAuth,
+            "reading S3 Bucket: operation error S3: HeadBucket",
+        ),
+        (
+            "│ Error: creating EC2 Instance: InstanceLimitExceeded: Your quota allows for 0 more running instance(s)\n",
+            ErrorType::Quota,
+            "creating EC2 Instance: InstanceLimitExceeded",
+        ),
         ("", ErrorType::TerraformError, "terraform failed without printing an error"),
     ];
     for (output, want_type, want_msg) in cases {

@@ -200,6 +200,15 @@ fn provider_config_serializes_camel_case_and_round_trips() {
 }
 
 #[test]
+fn provider_ids_round_trip() {
+    for p in Provider::ALL {
+        assert_eq!(Provider::parse(p.as_str()), Some(p));
+        assert_eq!(serde_json::to_value(p).unwrap(), json!(p.to_string()));
+    }
+    assert_eq!(Provider::parse("AWS-NITRO"), None);
+}
+
+#[test]
 fn schemas_are_exposed_per_provider() {
     for p in Provider::ALL {
         let s = provider_config_schema(p);
