@@ -1,1 +1,29 @@
+//! `treza-asl`: an Amazon States Language (AWS Step Functions) engine, sans-IO.
+//!
+//! The crate owns parsing and validating definitions ([`StateMachine`]) and
+//! advancing executions ([`Execution`]). The host drives it in the manner of
+//! quinn-proto: call [`Execution::poll`] with the current time, run the
+//! [`TaskRequest`]s it returns, report results with
+//! [`Execution::complete_task`], and sleep until [`Poll::WaitUntil`] says so.
+//!
+//! Architecture invariant: this crate does no IO, spawns no threads, never
+//! reads the clock and never sleeps (except the opt-in real-time mode of the
+//! [`run_to_completion`] convenience). Given the same definition, inputs,
+//! task results and times, an execution is fully deterministic, and its whole
+//! state is serializable so a host can snapshot it and resume after a crash.
+//! It knows nothing of enclaves and depends on nothing else in treza.
+//!
+//! Only the JSONPath query language is supported; JSONata definitions are
+//! rejected at parse time.
 
+mod choice;
+mod definition;
+mod execution;
+mod intrinsic;
+mod path;
+
+pub use definition::{DefinitionError, Diagnostic, StateMachine};
+pub use execution::{
+    run_to_completion, Execution, ExecutionContext, ExecutionStatus, HistoryEvent, Outcome, Poll,
+    TaskFailure, TaskRequest,
+};
