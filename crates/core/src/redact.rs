@@ -42,7 +42,8 @@ impl Default for Redactor {
 impl Redactor {
     /// Builds a redactor from secret values; those shorter than
     /// [`MIN_SECRET_LEN`] characters are ignored. A secret's JSON-escaped form
-    /// is masked too, since secrets also travel inside JSON text.
+    /// is masked too, since secrets also travel inside JSON text, and so is
+    /// each line of a multi-line secret.
     pub fn new<I, S>(secrets: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -59,6 +60,16 @@ impl Redactor {
             let escaped = &quoted[1..quoted.len().saturating_sub(1).max(1)];
             if escaped != s {
                 patterns.push(escaped.to_string());
+            }
+            // Logs are read line by line: each line of a multi-line secret (a PEM key,
+            // say) must be masked on its own.
+            if s.contains(['\n', '\r']) {
+                patterns.extend(
+                    s.lines()
+                        .map(str::trim)
+                        .filter(|l| l.chars().count() >= MIN_SECRET_LEN)
+                        .map(str::to_string),
+                );
             }
         }
         // Longest first so that, if two are found at one position, the longer one counts.

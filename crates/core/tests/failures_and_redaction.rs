@@ -174,6 +174,21 @@ fn json_escaped_form_is_redacted_too() {
 }
 
 #[test]
+fn multi_line_secrets_are_masked_line_by_line() {
+    let pem = "-----BEGIN KEY-----\nMIIBVwIBADANBgkq\n  hkiG9w0BAQEFAASC\n-----END KEY-----";
+    let r = Redactor::new([pem]);
+    for line in [
+        "MIIBVwIBADANBgkq",
+        "    hkiG9w0BAQEFAASC",
+        "-----BEGIN KEY-----",
+    ] {
+        assert!(r.redact(line).contains(MASK), "{line}");
+    }
+    assert_eq!(r.redact(&format!("key={pem}")), "key=***");
+    assert_eq!(r.redact(&serde_json::to_string(pem).unwrap()), "\"***\"");
+}
+
+#[test]
 fn redact_value_masks_inside_json() {
     let r = Redactor::new(["s3cr3t-value"]);
     let mut v =
