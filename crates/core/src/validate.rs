@@ -849,7 +849,13 @@ fn check_provider(
         return None;
     };
     let before = errs.len();
-    let root = Value::Object(raw.clone());
+    // An explicit null means "not given" (forms send null for empty optional fields).
+    let root = Value::Object(
+        raw.iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    );
     let validator = match provider {
         Provider::AwsNitro => &schemas().aws_nitro,
         Provider::Local => &schemas().local,
