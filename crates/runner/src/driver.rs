@@ -37,9 +37,26 @@ pub const RUNNER_ERROR: &str = "RunnerError";
 /// Environment variables terraform inherits; everything else is dropped so
 /// nothing reaches the module except through `terraform.tfvars.json`.
 const PASS_THROUGH_ENV: &[&str] = &[
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
-    "http_proxy", "https_proxy", "no_proxy", "TF_LOG", "TF_LOG_PATH", "TF_PLUGIN_CACHE_DIR",
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "TF_LOG",
+    "TF_LOG_PATH",
+    "TF_PLUGIN_CACHE_DIR",
 ];
 const PASS_THROUGH_PREFIXES: &[&str] = &["AWS_"];
 
@@ -104,12 +121,35 @@ pub fn run(req: &RunRequest, sink: &mut dyn FnMut(LogLine)) -> RunOutcome {
         sink,
     };
     let outcome = driver.run(req);
-    // The message may quote terraform output; redact it like the lines.
+    // The message may quote terraform output and outputs may echo inputs;
+    // the result is logged too, so it is redacted like the lines.
+    let redactor = &driver.redactor;
     RunOutcome {
-        error_message: outcome
-            .error_message
-            .map(|m| driver.redactor.redact(&m)),
+        error_message: outcome.error_message.map(|m| redactor.redact(&m)),
+        outputs: outcome
+            .outputs
+            .into_iter()
+            .map(|(k, v)| (k, redact_value(redactor, v)))
+            .collect(),
         ..outcome
+    }
+}
+
+fn redact_value(redactor: &Redactor, value: Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(redactor.redact(&s)),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|v| redact_value(redactor, v))
+                .collect(),
+        ),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, redact_value(redactor, v)))
+                .collect(),
+        ),
+        other => other,
     }
 }
 
@@ -118,6 +158,7 @@ struct Driver<'s> {
     sink: &'s mut dyn FnMut(LogLine),
 }
 
+#[derive(Clone, Copy)]
 enum Stream {
     Stdout,
     Stderr,
@@ -164,7 +205,10 @@ impl Driver<'_> {
             Err(e) => return RunOutcome::failed(RUNNER_ERROR, e, first_phase),
         };
         if req.action == Action::Destroy && !ws.has_state() {
-            self.note("destroy", "no Terraform state for this enclave: nothing to destroy");
+            self.note(
+                "destroy",
+                "no Terraform state for this enclave: nothing to destroy",
+            );
             return RunOutcome::succeeded(Map::new());
         }
         self.note(
@@ -269,7 +313,8 @@ impl Driver<'_> {
             .process_group(0);
         for (name, value) in std::env::vars_os() {
             let Some(n) = name.to_str() else { continue };
-            if PASS_THROUGH_ENV.contains(&n) || PASS_THROUGH_PREFIXES.iter().any(|p| n.starts_with(p))
+            if PASS_THROUGH_ENV.contains(&n)
+                || PASS_THROUGH_PREFIXES.iter().any(|p| n.starts_with(p))
             {
                 cmd.env(&name, value);
             }
@@ -430,11 +475,7 @@ fn spawn_reader<R: Read + Send + 'static>(pipe: R, stream: Stream, tx: Sender<(S
                         buf.pop();
                     }
                     let line = String::from_utf8_lossy(&buf).into_owned();
-                    let s = match stream {
-                        Stream::Stdout => Stream::Stdout,
-                        Stream::Stderr => Stream::Stderr,
-                    };
-                    if tx.send((s, line)).is_err() {
+                    if tx.send((stream, line)).is_err() {
                         break;
                     }
                 }

@@ -107,7 +107,10 @@ mod tests {
         );
         assert_eq!(
             classify_output("Error: Invalid value for input variable", String::new()),
-            (TERRAFORM_ERROR, "Error: Invalid value for input variable".to_string())
+            (
+                TERRAFORM_ERROR,
+                "Error: Invalid value for input variable".to_string()
+            )
         );
     }
 
@@ -117,7 +120,10 @@ mod tests {
         assert_eq!(classify_output(out, String::new()).0, STATE_LOCKED);
         assert_eq!(
             classify_output("all fine", "terraform exited with status 1".into()),
-            (TERRAFORM_ERROR, "terraform exited with status 1".to_string())
+            (
+                TERRAFORM_ERROR,
+                "terraform exited with status 1".to_string()
+            )
         );
     }
 }

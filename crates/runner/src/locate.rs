@@ -31,7 +31,10 @@ pub fn find_terraform(explicit: Option<&Path>) -> Result<PathBuf, String> {
         return if is_executable(p) {
             Ok(p.to_path_buf())
         } else {
-            Err(format!("terraform at {} is not an executable file", p.display()))
+            Err(format!(
+                "terraform at {} is not an executable file",
+                p.display()
+            ))
         };
     }
     if let Some(p) = env::var_os(TERRAFORM_ENV).filter(|p| !p.is_empty()) {

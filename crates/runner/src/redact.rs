@@ -76,7 +76,10 @@ mod tests {
     #[test]
     fn escaped_and_split_forms_are_caught() {
         let r = Redactor::new(["line-one\nline-two \"q\""]);
-        assert_eq!(r.redact("v = \"line-one\\nline-two \\\"q\\\"\""), "v = \"[REDACTED]\"");
+        assert_eq!(
+            r.redact("v = \"line-one\\nline-two \\\"q\\\"\""),
+            "v = \"[REDACTED]\""
+        );
         assert!(!r.redact("    line-two \"q\"").contains("line-two"));
         assert!(!r.redact("line-one").contains("line-one"));
     }

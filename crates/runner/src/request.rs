@@ -206,7 +206,9 @@ pub fn request_from_env(
             _ => {
                 return Err(input_error(
                     "PHASE_TIMEOUT_SECONDS",
-                    format!("must be a whole number of seconds from 1 to {MAX_PHASE_TIMEOUT_SECONDS}"),
+                    format!(
+                        "must be a whole number of seconds from 1 to {MAX_PHASE_TIMEOUT_SECONDS}"
+                    ),
                 ))
             }
         },
@@ -237,9 +239,19 @@ fn absolute(p: &Path) -> PathBuf {
 
 fn key_looks_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["secret", "token", "password", "passwd", "credential", "private_key", "privatekey", "api_key", "apikey"]
-        .iter()
-        .any(|word| k.contains(word))
+    [
+        "secret",
+        "token",
+        "password",
+        "passwd",
+        "credential",
+        "private_key",
+        "privatekey",
+        "api_key",
+        "apikey",
+    ]
+    .iter()
+    .any(|word| k.contains(word))
 }
 
 /// The values in a module configuration that must never be logged.
@@ -352,32 +364,100 @@ mod tests {
         assert_eq!(req.phase_timeout, Duration::from_secs(90));
         assert_eq!(req.variables.get("enclave_id"), Some(&json!("enc_1")));
         for s in ["tok-123", "prod", "hunter22"] {
-            assert!(req.secrets.contains(&s.to_string()), "{s} in {:?}", req.secrets);
+            assert!(
+                req.secrets.contains(&s.to_string()),
+                "{s} in {:?}",
+                req.secrets
+            );
         }
         assert!(!req.secrets.contains(&"enc_1".to_string()));
     }
 
     #[test]
     fn workload_given_as_json_string_still_yields_secrets() {
-        let workload = json!({"command": ["x"], "environment": "{\"K\": \"v-secret\"}"}).to_string();
+        let workload =
+            json!({"command": ["x"], "environment": "{\"K\": \"v-secret\"}"}).to_string();
         let vars = json!({ "workload": workload });
-        let Value::Object(vars) = vars else { unreachable!() };
-        assert_eq!(secrets_in_configuration(&vars), vec!["v-secret".to_string()]);
+        let Value::Object(vars) = vars else {
+            unreachable!()
+        };
+        assert_eq!(
+            secrets_in_configuration(&vars),
+            vec!["v-secret".to_string()]
+        );
     }
 
     #[test]
     fn errors_name_the_variable() {
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("ACTION", "deploy"), ("CONFIGURATION", "{}")], "ENCLAVE_ID"),
-            (&[("ENCLAVE_ID", "../etc"), ("ACTION", "deploy"), ("CONFIGURATION", "{}")], "ENCLAVE_ID"),
+            (
+                &[("ACTION", "deploy"), ("CONFIGURATION", "{}")],
+                "ENCLAVE_ID",
+            ),
+            (
+                &[
+                    ("ENCLAVE_ID", "../etc"),
+                    ("ACTION", "deploy"),
+                    ("CONFIGURATION", "{}"),
+                ],
+                "ENCLAVE_ID",
+            ),
             (&[("ENCLAVE_ID", "e1"), ("CONFIGURATION", "{}")], "ACTION"),
-            (&[("ENCLAVE_ID", "e1"), ("ACTION", "launch"), ("CONFIGURATION", "{}")], "ACTION"),
-            (&[("ENCLAVE_ID", "e1"), ("ACTION", "deploy")], "CONFIGURATION"),
-            (&[("ENCLAVE_ID", "e1"), ("ACTION", "deploy"), ("CONFIGURATION", "[1]")], "CONFIGURATION"),
-            (&[("ENCLAVE_ID", "e1"), ("ACTION", "deploy"), ("CONFIGURATION", "{nope")], "CONFIGURATION"),
-            (&[("ENCLAVE_ID", "e1"), ("ACTION", "deploy"), ("CONFIGURATION", "{}"), ("PROVIDER_ID", "a/b")], "PROVIDER_ID"),
-            (&[("ENCLAVE_ID", "e1"), ("ACTION", "deploy"), ("CONFIGURATION", "{}"), ("PHASE_TIMEOUT_SECONDS", "0")], "PHASE_TIMEOUT_SECONDS"),
-            (&[("ENCLAVE_ID", "e1"), ("ACTION", "deploy"), ("CONFIGURATION", "{}"), ("PHASE_TIMEOUT_SECONDS", "soon")], "PHASE_TIMEOUT_SECONDS"),
+            (
+                &[
+                    ("ENCLAVE_ID", "e1"),
+                    ("ACTION", "launch"),
+                    ("CONFIGURATION", "{}"),
+                ],
+                "ACTION",
+            ),
+            (
+                &[("ENCLAVE_ID", "e1"), ("ACTION", "deploy")],
+                "CONFIGURATION",
+            ),
+            (
+                &[
+                    ("ENCLAVE_ID", "e1"),
+                    ("ACTION", "deploy"),
+                    ("CONFIGURATION", "[1]"),
+                ],
+                "CONFIGURATION",
+            ),
+            (
+                &[
+                    ("ENCLAVE_ID", "e1"),
+                    ("ACTION", "deploy"),
+                    ("CONFIGURATION", "{nope"),
+                ],
+                "CONFIGURATION",
+            ),
+            (
+                &[
+                    ("ENCLAVE_ID", "e1"),
+                    ("ACTION", "deploy"),
+                    ("CONFIGURATION", "{}"),
+                    ("PROVIDER_ID", "a/b"),
+                ],
+                "PROVIDER_ID",
+            ),
+            (
+                &[
+                    ("ENCLAVE_ID", "e1"),
+                    ("ACTION", "deploy"),
+                    ("CONFIGURATION", "{}"),
+                    ("PHASE_TIMEOUT_SECONDS", "0"),
+                ],
+                "PHASE_TIMEOUT_SECONDS",
+            ),
+            (
+                &[
+                    ("ENCLAVE_ID", "e1"),
+                    ("ACTION", "deploy"),
+                    ("CONFIGURATION", "{}"),
+                    ("PHASE_TIMEOUT_SECONDS", "soon"),
+                ],
+                "PHASE_TIMEOUT_SECONDS",
+            ),
         ];
         for (pairs, variable) in cases {
             let err = request_from_env(&env(pairs), &defaults()).expect_err("must fail");
@@ -387,15 +467,22 @@ mod tests {
 
     #[test]
     fn destroy_needs_no_configuration() {
-        let req = request_from_env(&env(&[("ENCLAVE_ID", "e1"), ("ACTION", "destroy")]), &defaults())
-            .expect("valid");
+        let req = request_from_env(
+            &env(&[("ENCLAVE_ID", "e1"), ("ACTION", "destroy")]),
+            &defaults(),
+        )
+        .expect("valid");
         assert!(req.variables.is_empty());
     }
 
     #[test]
     fn bad_json_error_does_not_echo_the_configuration() {
         let err = request_from_env(
-            &env(&[("ENCLAVE_ID", "e1"), ("ACTION", "deploy"), ("CONFIGURATION", "{\"password\": \"pw-XYZ\" oops}")]),
+            &env(&[
+                ("ENCLAVE_ID", "e1"),
+                ("ACTION", "deploy"),
+                ("CONFIGURATION", "{\"password\": \"pw-XYZ\" oops}"),
+            ]),
             &defaults(),
         )
         .expect_err("bad json");

@@ -43,9 +43,12 @@ pub const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long a daemon must stay alive to count as started.
 const DAEMON_SETTLE: Duration = Duration::from_secs(1);
 /// Variables the workload inherits from the supervisor; nothing else leaks in.
-const BASE_ENV: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+const BASE_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR",
+];
 
-const USAGE: &str = "usage: workload start|stop|status (reads TREZA_WORKLOAD_SPEC and TREZA_WORKLOAD_DIR)";
+const USAGE: &str =
+    "usage: workload start|stop|status (reads TREZA_WORKLOAD_SPEC and TREZA_WORKLOAD_DIR)";
 
 /// Entry point for `treza workload ...`. `args` are the words after
 /// `workload` (a leading `"workload"` is tolerated). Returns the exit code:
@@ -422,9 +425,7 @@ fn guard() -> Result<(), Failure> {
                 parts.next().and_then(|p| p.parse().ok()),
                 parts.next().and_then(|p| p.parse().ok()),
             ) {
-                (Some(pid), Some(start_time)) if line != "settled" => {
-                    PidRecord { pid, start_time }
-                }
+                (Some(pid), Some(start_time)) if line != "settled" => PidRecord { pid, start_time },
                 _ => return Ok(()),
             }
         }

@@ -147,8 +147,9 @@ impl WorkloadSpec {
             }
             Some(_) => return Err(reject("health_check_path", "must be a string")),
         };
-        let health_check_interval = parse_seconds(o.get("health_check_interval"), "health_check_interval")?
-            .unwrap_or(DEFAULT_HEALTH_CHECK_INTERVAL);
+        let health_check_interval =
+            parse_seconds(o.get("health_check_interval"), "health_check_interval")?
+                .unwrap_or(DEFAULT_HEALTH_CHECK_INTERVAL);
         let explicit_timeout =
             parse_seconds(o.get("startup_timeout_seconds"), "startup_timeout_seconds")?;
         let startup_timeout = match (workload_type, explicit_timeout) {
@@ -224,12 +225,7 @@ fn parse_environment(v: Option<&Value>) -> Result<BTreeMap<String, String>, Spec
                 ))
             }
         },
-        Some(_) => {
-            return Err(reject(
-                "environment",
-                "must be an object of NAME -> string",
-            ))
-        }
+        Some(_) => return Err(reject("environment", "must be an object of NAME -> string")),
     };
     let mut env = BTreeMap::new();
     for (name, value) in map {
@@ -371,16 +367,46 @@ mod tests {
             (json!({"command": []}), "command"),
             (json!({"command": [""]}), "command[0]"),
             (json!({"command": ["a", {}]}), "command[1]"),
-            (json!({"command": ["a"], "workload_type": "cron"}), "workload_type"),
-            (json!({"command": ["a"], "workload_type": "service"}), "expose_ports"),
-            (json!({"command": ["a"], "expose_ports": [0]}), "expose_ports[0]"),
-            (json!({"command": ["a"], "expose_ports": "80,x"}), "expose_ports"),
-            (json!({"command": ["a"], "expose_ports": [80], "health_check_path": "x"}), "health_check_path"),
-            (json!({"command": ["a"], "expose_ports": [80], "health_check_path": "/a\r\nX: y"}), "health_check_path"),
-            (json!({"command": ["a"], "environment": {"A=B": "x"}}), "environment"),
-            (json!({"command": ["a"], "environment": {"A": ["x"]}}), "environment.A"),
-            (json!({"command": ["a"], "startup_timeout_seconds": -1}), "startup_timeout_seconds"),
-            (json!({"command": ["a"], "health_check_interval": "soon"}), "health_check_interval"),
+            (
+                json!({"command": ["a"], "workload_type": "cron"}),
+                "workload_type",
+            ),
+            (
+                json!({"command": ["a"], "workload_type": "service"}),
+                "expose_ports",
+            ),
+            (
+                json!({"command": ["a"], "expose_ports": [0]}),
+                "expose_ports[0]",
+            ),
+            (
+                json!({"command": ["a"], "expose_ports": "80,x"}),
+                "expose_ports",
+            ),
+            (
+                json!({"command": ["a"], "expose_ports": [80], "health_check_path": "x"}),
+                "health_check_path",
+            ),
+            (
+                json!({"command": ["a"], "expose_ports": [80], "health_check_path": "/a\r\nX: y"}),
+                "health_check_path",
+            ),
+            (
+                json!({"command": ["a"], "environment": {"A=B": "x"}}),
+                "environment",
+            ),
+            (
+                json!({"command": ["a"], "environment": {"A": ["x"]}}),
+                "environment.A",
+            ),
+            (
+                json!({"command": ["a"], "startup_timeout_seconds": -1}),
+                "startup_timeout_seconds",
+            ),
+            (
+                json!({"command": ["a"], "health_check_interval": "soon"}),
+                "health_check_interval",
+            ),
             (json!(["a"]), "(spec)"),
         ];
         for (value, field) in cases {
