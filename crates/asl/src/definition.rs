@@ -188,6 +188,8 @@ pub(crate) struct Catcher {
 
 #[derive(Debug, Clone)]
 pub(crate) struct ChoiceBranch {
+    /// Position in the definition's Choices array (for diagnostics).
+    pub index: usize,
     pub rule: Rule,
     pub next: String,
     pub assign: Option<Template>,
@@ -453,8 +455,8 @@ impl Builder {
             }
             match &st.kind {
                 Kind::Choice { choices, default } => {
-                    for (i, c) in choices.iter().enumerate() {
-                        out.push((format!("{sat}/Choices/{i}/Next"), c.next.clone()));
+                    for c in choices {
+                        out.push((format!("{sat}/Choices/{}/Next", c.index), c.next.clone()));
                     }
                     if let Some(d) = default {
                         out.push((ptr(&sat, "Default"), d.clone()));
@@ -1075,7 +1077,12 @@ impl Builder {
                     };
                     let assign = self.assign(co.get("Assign"), &ptr(&cat, "Assign"));
                     if let Some(rule) = self.rule(co, &cat, true) {
-                        choices.push(ChoiceBranch { rule, next, assign });
+                        choices.push(ChoiceBranch {
+                            index: i,
+                            rule,
+                            next,
+                            assign,
+                        });
                     }
                 }
             }

@@ -282,7 +282,7 @@ impl Env<'_> {
         })
     }
 
-    fn template(&mut self, t: &Template, field: &str) -> Result<Value, String> {
+    fn template(&mut self, t: &Template) -> Result<Value, String> {
         Ok(match t {
             Template::Literal(v) => v.clone(),
             Template::Object(fields) => {
@@ -296,8 +296,8 @@ impl Env<'_> {
                                 self.input
                             )
                         })?,
-                        Template::Intrinsic(_) => self.template(ft, k)?,
-                        _ => self.template(ft, k)?,
+                        Template::Intrinsic(_) => self.template(ft)?,
+                        _ => self.template(ft)?,
                     };
                     m.insert(k.clone(), v);
                 }
@@ -306,7 +306,7 @@ impl Env<'_> {
             Template::Array(items) => Value::Array(
                 items
                     .iter()
-                    .map(|i| self.template(i, field))
+                    .map(|i| self.template(i))
                     .collect::<Result<_, _>>()?,
             ),
             Template::Path(p) => self.require(p)?,
@@ -750,7 +750,7 @@ impl Execution {
                         vars: &vars,
                         rng: &mut rng,
                     };
-                    env.template(t, "Parameters")
+                    env.template(t)
                 }
                 None => Ok(eff),
             }
@@ -799,7 +799,7 @@ impl Execution {
                 };
                 let r = match (result, parameters) {
                     (Some(r), _) => Ok(r.clone()),
-                    (None, Some(p)) => env.template(p, "Parameters"),
+                    (None, Some(p)) => env.template(p),
                     (None, None) => Ok(eff.clone()),
                 };
                 self.rng = rng;
@@ -911,7 +911,7 @@ impl Execution {
                             vars: &vars,
                             rng: &mut rng,
                         };
-                        match env.template(a, "Assign") {
+                        match env.template(a) {
                             Ok(v) => Some(v),
                             Err(e) => fail_rt!(e),
                         }
@@ -989,29 +989,30 @@ impl Execution {
                     vars: &vars,
                     rng: &mut rng,
                 };
-                let mut get =
-                    |s: &Option<StringSource>, what: &str| -> Result<Option<String>, String> {
-                        Ok(match s {
-                            None => None,
-                            Some(StringSource::Literal(l)) => Some(l.clone()),
-                            Some(StringSource::Path(p)) => {
-                                match env.require(p)? {
-                                    Value::String(s) => Some(s),
-                                    other => return Err(format!(
-                                        "The {what}Path field must reference a string, got {other}"
-                                    )),
-                                }
+                let mut get = |s: &Option<StringSource>,
+                               what: &str|
+                 -> Result<Option<String>, String> {
+                    Ok(match s {
+                        None => None,
+                        Some(StringSource::Literal(l)) => Some(l.clone()),
+                        Some(StringSource::Path(p)) => match env.require(p)? {
+                            Value::String(s) => Some(s),
+                            other => {
+                                return Err(format!(
+                                    "The {what}Path field must reference a string, got {other}"
+                                ))
                             }
-                            Some(StringSource::Intrinsic(c)) => {
-                                match intrinsic::eval(c, &mut env)? {
-                                    Value::String(s) => Some(s),
-                                    other => return Err(format!(
-                                        "The {what}Path function must return a string, got {other}"
-                                    )),
-                                }
+                        },
+                        Some(StringSource::Intrinsic(c)) => match intrinsic::eval(c, &mut env)? {
+                            Value::String(s) => Some(s),
+                            other => {
+                                return Err(format!(
+                                    "The {what}Path function must return a string, got {other}"
+                                ))
                             }
-                        })
-                    };
+                        },
+                    })
+                };
                 let (e, c) = match (get(error, "Error"), get(cause, "Cause")) {
                     (Ok(e), Ok(c)) => (e, c),
                     (Err(x), _) | (_, Err(x)) => fail_rt!(x),
@@ -1066,10 +1067,11 @@ impl Execution {
                         Some(NumberSource::Literal(v)) => Ok(Some(*v)),
                         Some(NumberSource::Path(p)) => {
                             let v = env.require(p)?;
-                            let num = if float {
-                                v.as_f64()
-                            } else {
-                                v.as_i64().map(|i| i as f64)
+                            let num = match &v {
+                                Value::String(s) if float => s.trim().parse::<f64>().ok(),
+                                Value::String(s) => s.trim().parse::<i64>().ok().map(|i| i as f64),
+                                _ if float => v.as_f64(),
+                                _ => v.as_i64().map(|i| i as f64),
                             };
                             num.map(Some).ok_or_else(|| {
                                 let shown = match &v { Value::String(s) => s.clone(), o => o.to_string() };
@@ -1086,13 +1088,13 @@ impl Execution {
                     (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => fail_rt!(e),
                 };
                 if tc.is_some_and(|c| c < 0.0) {
-                    fail_rt!("ToleratedFailureCount cannot be negative.".to_string());
+                    fail_rt!("ToleratedFailureCount cannot be negative.");
                 }
                 if tp.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
-                    fail_rt!("ToleratedFailurePercentage must be between 0 and 100.".to_string());
+                    fail_rt!("ToleratedFailurePercentage must be between 0 and 100.");
                 }
                 if mc.is_some_and(|c| c < 0.0) {
-                    fail_rt!("MaxConcurrency cannot be negative.".to_string());
+                    fail_rt!("MaxConcurrency cannot be negative.");
                 }
                 let n = items.len();
                 let mut tolerated = tc.map(|c| c as usize).unwrap_or(0);
@@ -1111,7 +1113,7 @@ impl Execution {
                                 vars: &vars,
                                 rng: &mut rng,
                             };
-                            match ienv.template(sel, "ItemSelector") {
+                            match ienv.template(sel) {
                                 Ok(v) => inputs.push(v),
                                 Err(e) => fail_rt!(e),
                             }
@@ -1399,7 +1401,7 @@ impl Execution {
             vars: &vars,
             rng: &mut rng,
         }
-        .template(t, "Assign");
+        .template(t);
         self.rng = rng;
         r
     }

@@ -357,9 +357,11 @@ pub fn eval(call: &Call, env: &mut dyn Env) -> Result<Value, String> {
                 "SHA-256" => to_hex(&sha2::Sha256::digest(data.as_bytes())),
                 "SHA-384" => to_hex(&sha2::Sha384::digest(data.as_bytes())),
                 "SHA-512" => to_hex(&sha2::Sha512::digest(data.as_bytes())),
-                other => return Err(bad(&format!(
+                other => {
+                    return Err(bad(&format!(
                     "unknown algorithm '{other}' (allowed: MD5, SHA-1, SHA-256, SHA-384, SHA-512)"
-                ))),
+                )))
+                }
             };
             Ok(Value::String(hex))
         }

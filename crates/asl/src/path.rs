@@ -365,12 +365,10 @@ impl Parser<'_> {
         loop {
             match self.peek() {
                 None => return Err(self.err("unterminated string")),
-                Some('\\') => {
-                    self.pos += 1;
-                    if let Some(c) = self.peek() {
-                        s.push(c);
-                        self.pos += 1;
-                    }
+                // Only an escaped quote is an escape; other backslashes are literal.
+                Some('\\') if self.chars.get(self.pos + 1) == Some(&q) => {
+                    s.push(q);
+                    self.pos += 2;
                 }
                 Some(c) if c == q => {
                     self.pos += 1;
