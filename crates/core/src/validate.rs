@@ -189,6 +189,8 @@ pub struct ProviderConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check_path: Option<String>,
     pub health_check_interval: u32,
+    /// How long the workload may take to become healthy before the deploy fails.
+    pub startup_timeout_seconds: u32,
     /// The workload's argv (local provider only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
@@ -214,6 +216,7 @@ impl fmt::Debug for ProviderConfig {
             .field("aws_services", &self.aws_services)
             .field("health_check_path", &self.health_check_path)
             .field("health_check_interval", &self.health_check_interval)
+            .field("startup_timeout_seconds", &self.startup_timeout_seconds)
             .field("command", &self.command)
             .finish()
     }
@@ -221,6 +224,9 @@ impl fmt::Debug for ProviderConfig {
 
 // ---------------------------------------------------------------------------
 // Instance types
+
+/// Default bound on a workload's start-up (the health check must pass within it).
+pub const DEFAULT_STARTUP_TIMEOUT_SECONDS: u32 = 60;
 
 /// An EC2 instance type that can host a Nitro enclave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -502,6 +508,7 @@ fn common_properties() -> Value {
         },
         "healthCheckPath": { "type": "string", "maxLength": 1024, "pattern": "^/[!-~]*$" },
         "healthCheckInterval": { "$ref": "#/$defs/wholeNumber" },
+        "startupTimeoutSeconds": { "$ref": "#/$defs/wholeNumber" },
         "command": {
             "type": "array", "minItems": 1, "maxItems": 256,
             "items": { "type": "string", "maxLength": MAX_COMMAND_ARG_LEN, "pattern": "^[^\\x00]*$" }
@@ -586,7 +593,7 @@ fn expectation(key: &str) -> &'static str {
         "dockerImage" => {
             "a container image reference such as \"nginx:1.27\" (letters, digits and . _ / : @ + -)"
         }
-        "cpuCount" | "memoryMiB" | "healthCheckInterval" => {
+        "cpuCount" | "memoryMiB" | "healthCheckInterval" | "startupTimeoutSeconds" => {
             "a whole number, or a string holding one such as \"2\""
         }
         "instanceType" => "an EC2 instance type name such as \"m6i.xlarge\"",
@@ -898,6 +905,7 @@ fn check_provider(
         cpu_count: usable("cpuCount").and_then(whole_number),
         memory_mib: usable("memoryMiB").and_then(whole_number),
         health_check_interval: usable("healthCheckInterval").and_then(whole_number),
+        startup_timeout_seconds: usable("startupTimeoutSeconds").and_then(whole_number),
         workload_type: match usable("workloadType").and_then(Value::as_str) {
             Some("batch") => Some(WorkloadType::Batch),
             Some("service") => Some(WorkloadType::Service),
@@ -947,6 +955,7 @@ struct Parsed {
     cpu_count: Option<i64>,
     memory_mib: Option<i64>,
     health_check_interval: Option<i64>,
+    startup_timeout_seconds: Option<i64>,
     workload_type: Option<WorkloadType>,
     health_check_path: Option<String>,
     command: Vec<String>,
@@ -1119,6 +1128,18 @@ fn business_rules(
             None
         }
     };
+    let startup_timeout = match p.startup_timeout_seconds {
+        None => Some(DEFAULT_STARTUP_TIMEOUT_SECONDS),
+        Some(i) if (1..=3600).contains(&i) => Some(i as u32),
+        Some(i) => {
+            errs.push(range_error(
+                "startupTimeoutSeconds",
+                "between 1 and 3600 seconds",
+                i,
+            ));
+            None
+        }
+    };
     // The app writes neither workloadType nor exposePorts: a workload without
     // ports cannot be a service, so the default follows the ports.
     let has_ports = ports.is_some_and(|p| !p.is_empty()) || broken.contains("exposePorts");
@@ -1143,7 +1164,10 @@ fn business_rules(
         (None, _) => None,
     };
 
-    if broken.contains("workloadType") || broken.contains("healthCheckInterval") {
+    if broken.contains("workloadType")
+        || broken.contains("healthCheckInterval")
+        || broken.contains("startupTimeoutSeconds")
+    {
         return None;
     }
     Some(ProviderConfig {
@@ -1158,6 +1182,7 @@ fn business_rules(
         aws_services: Vec::new(),
         health_check_path,
         health_check_interval: interval?,
+        startup_timeout_seconds: startup_timeout?,
         command: p.command,
     })
 }

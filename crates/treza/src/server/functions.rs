@@ -12,8 +12,14 @@ pub fn validate(enclave: Option<&Enclave>, action: &str) -> Value {
         return json!({"valid": false, "errorType": "ValidationFailed", "message": "enclave not found in the table"});
     };
     let checked = match action {
-        "deploy" => treza_core::preflight_deploy(e),
-        "destroy" => treza_core::preflight_destroy(e),
+        "deploy" => treza_core::preflight_deploy(e).map(|config| json!(config)),
+        // A record whose configuration has since become invalid must still be
+        // destroyable: pass the typed config when it validates, else the raw one.
+        "destroy" => treza_core::preflight_destroy(e).map(|provider| {
+            treza_core::validate_provider_config(provider.as_str(), &e.provider_config)
+                .map(|c| json!(c))
+                .unwrap_or_else(|_| Value::Object(e.provider_config.clone()))
+        }),
         other => {
             return json!({"valid": false, "errorType": "ValidationFailed",
                 "message": format!("payload.action must be deploy or destroy, got '{other}'")})
@@ -36,10 +42,6 @@ pub fn validate(enclave: Option<&Enclave>, action: &str) -> Value {
     }
 }
 
-/// `ClassifyFailure`: turns the caught `{Error, Cause}` into the record's
-/// `errorType` and `errorMessage`. The runner's own report (written on the
-/// record while the runner ran) wins over a generic task failure, so FAILED
-/// records say what really went wrong.
 pub fn classify_failure(enclave: Option<&Enclave>, error: &Value) -> Value {
     let name = error.get("Error").and_then(Value::as_str).unwrap_or("States.Runtime");
     let cause = error.get("Cause").and_then(Value::as_str).unwrap_or("");
