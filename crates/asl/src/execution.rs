@@ -1364,8 +1364,9 @@ impl Execution {
                 self.exit_state(m, id, out, assigned, next, now);
             }
             Wake::Retry => {
+                // Re-evaluate InputPath/Parameters so $$.State.RetryCount is current.
                 self.with_state(id, |st| st.phase = Phase::Attempt);
-                self.attempt(m, id, now);
+                self.prepare(m, id, now);
             }
         }
     }
