@@ -30,7 +30,9 @@ pub enum StoreError {
     ExecutionAlreadyExists { name: String },
     #[error("execution {name} not found")]
     ExecutionNotFound { name: String },
-    #[error("execution status '{status}' is not one of RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED")]
+    #[error(
+        "execution status '{status}' is not one of RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED"
+    )]
     InvalidExecutionStatus { status: String },
     /// The operating system could not provide random bytes for a key.
     #[error("no entropy for a new API key: {0}")]

@@ -37,7 +37,9 @@ pub fn is_well_formed_key(key: &str) -> bool {
     match key.strip_prefix(KEY_PREFIX) {
         Some(rest) => {
             rest.len() == KEY_HEX_LEN
-                && rest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         }
         None => false,
     }
@@ -125,7 +127,9 @@ fn read_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawKey> {
 
 fn parse_key((id, prefix, wallet, permissions, created_at): RawKey) -> Result<ApiKey, StoreError> {
     let permissions: Vec<String> = serde_json::from_str(&permissions).map_err(|e| {
-        StoreError::Corrupt(format!("api key {id}: permissions are not a JSON list of strings: {e}"))
+        StoreError::Corrupt(format!(
+            "api key {id}: permissions are not a JSON list of strings: {e}"
+        ))
     })?;
     Ok(ApiKey {
         id,
@@ -142,10 +146,16 @@ mod tests {
 
     #[test]
     fn key_shape_is_checked_before_lookup() {
-        assert!(is_well_formed_key("treza_live_0123456789abcdef0123456789abcdef"));
-        assert!(!is_well_formed_key("treza_live_0123456789ABCDEF0123456789abcdef"));
+        assert!(is_well_formed_key(
+            "treza_live_0123456789abcdef0123456789abcdef"
+        ));
+        assert!(!is_well_formed_key(
+            "treza_live_0123456789ABCDEF0123456789abcdef"
+        ));
         assert!(!is_well_formed_key("treza_live_0123"));
-        assert!(!is_well_formed_key("treza_test_0123456789abcdef0123456789abcdef"));
+        assert!(!is_well_formed_key(
+            "treza_test_0123456789abcdef0123456789abcdef"
+        ));
         assert!(!is_well_formed_key(""));
     }
 

@@ -42,7 +42,13 @@ impl Store {
                             "log entry of enclave {enclave_id}: cannot serialize fields: {err}"
                         ))
                     })?;
-                stmt.execute(params![enclave_id, e.timestamp, e.source, e.message, fields])?;
+                stmt.execute(params![
+                    enclave_id,
+                    e.timestamp,
+                    e.source,
+                    e.message,
+                    fields
+                ])?;
             }
         }
         tx.commit()?;
@@ -79,7 +85,9 @@ impl Store {
             let fields = fields
                 .map(|t| serde_json::from_str(&t))
                 .transpose()
-                .map_err(|e| StoreError::Corrupt(format!("log entry {id}: fields are not JSON: {e}")))?;
+                .map_err(|e| {
+                    StoreError::Corrupt(format!("log entry {id}: fields are not JSON: {e}"))
+                })?;
             out.push(LogEntry {
                 timestamp,
                 source,

@@ -31,8 +31,11 @@ pub trait EnclaveTable: Send + Sync {
 /// The table's change stream with per-consumer checkpoints (DynamoDB Streams
 /// plus the event source mapping's position).
 pub trait ChangeFeed: Send + Sync {
-    fn changes_after(&self, after_sequence: u64, limit: usize)
-        -> Result<Vec<ChangeRecord>, StoreError>;
+    fn changes_after(
+        &self,
+        after_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<ChangeRecord>, StoreError>;
     fn latest_sequence(&self) -> Result<u64, StoreError>;
     fn checkpoint(&self, consumer: &str) -> Result<u64, StoreError>;
     fn set_checkpoint(&self, consumer: &str, sequence: u64) -> Result<(), StoreError>;

@@ -26,9 +26,13 @@ fn consumer_resumes_from_its_checkpoint_after_reopening_the_file() {
     {
         let store = Store::open(&path).unwrap();
         for i in 0..5 {
-            store.insert_enclave(&enclave(&format!("enc_{i}"), "0xa", T0)).unwrap();
+            store
+                .insert_enclave(&enclave(&format!("enc_{i}"), "0xa", T0))
+                .unwrap();
         }
-        let batch = store.changes_after(store.checkpoint("router").unwrap(), 3).unwrap();
+        let batch = store
+            .changes_after(store.checkpoint("router").unwrap(), 3)
+            .unwrap();
         assert_eq!(batch.len(), 3);
         store.set_checkpoint("router", batch[2].sequence).unwrap();
     }
@@ -36,7 +40,11 @@ fn consumer_resumes_from_its_checkpoint_after_reopening_the_file() {
     let from = store.checkpoint("router").unwrap();
     assert_eq!(from, 3);
     let rest = store.changes_after(from, 100).unwrap();
-    let ids: Vec<String> = rest.iter().filter_map(|c| c.new.as_ref()).map(|e| e.id.clone()).collect();
+    let ids: Vec<String> = rest
+        .iter()
+        .filter_map(|c| c.new.as_ref())
+        .map(|e| e.id.clone())
+        .collect();
     assert_eq!(ids, ["enc_3", "enc_4"]);
     // New writes continue the sequence; nothing is reused.
     store.insert_enclave(&enclave("enc_5", "0xa", T0)).unwrap();
@@ -55,7 +63,12 @@ fn sequences_are_not_reused_after_the_newest_change_row_is_gone() {
         .execute("DELETE FROM changes WHERE sequence = 2", [])
         .unwrap();
     store.insert_enclave(&enclave("enc_3", "0xa", T0)).unwrap();
-    let seqs: Vec<u64> = store.changes_after(0, 10).unwrap().iter().map(|c| c.sequence).collect();
+    let seqs: Vec<u64> = store
+        .changes_after(0, 10)
+        .unwrap()
+        .iter()
+        .map(|c| c.sequence)
+        .collect();
     assert_eq!(seqs, [1, 3]);
 }
 
@@ -72,9 +85,19 @@ fn commit_listener_hears_each_committed_change_and_not_refusals() {
     }));
     store.insert_enclave(&enclave("enc_1", "0xa", T0)).unwrap();
     store
-        .update_enclave("enc_1", &Condition::any(), T1, set_status(Status::Deploying))
+        .update_enclave(
+            "enc_1",
+            &Condition::any(),
+            T1,
+            set_status(Status::Deploying),
+        )
         .unwrap();
-    let _ = store.update_enclave("enc_1", &Condition::version(1), T1, set_status(Status::Failed));
+    let _ = store.update_enclave(
+        "enc_1",
+        &Condition::version(1),
+        T1,
+        set_status(Status::Failed),
+    );
     let _ = store.insert_enclave(&enclave("enc_1", "0xa", T0));
     store.set_checkpoint("router", 1).unwrap();
     store.delete_enclave("enc_1", &Condition::any()).unwrap();
@@ -124,7 +147,10 @@ fn two_handles_on_one_file_lose_no_writes() {
     let shared = b.get_enclave("enc_shared").unwrap().unwrap();
     assert_eq!(shared.outputs["n"], writers * PER_THREAD);
     assert_eq!(shared.version, 1 + writers * PER_THREAD);
-    assert_eq!(a.list_enclaves(None, None).unwrap().len() as u64, 1 + writers * PER_THREAD);
+    assert_eq!(
+        a.list_enclaves(None, None).unwrap().len() as u64,
+        1 + writers * PER_THREAD
+    );
 
     let changes = a.changes_after(base, usize::MAX).unwrap();
     assert_eq!(changes.len() as u64, counted.load(Ordering::Relaxed));
@@ -153,15 +179,23 @@ fn a_newer_schema_is_refused() {
         .unwrap()
         .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
         .unwrap();
-    let err = Store::open(&path).err().expect("newer schema must be refused");
-    assert!(matches!(err, StoreError::Corrupt(ref m) if m.contains("newer")), "{err}");
+    let err = Store::open(&path)
+        .err()
+        .expect("newer schema must be refused");
+    assert!(
+        matches!(err, StoreError::Corrupt(ref m) if m.contains("newer")),
+        "{err}"
+    );
 }
 
 #[test]
 fn reopening_keeps_records_and_schema() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("treza.db");
-    let e = Store::open(&path).unwrap().insert_enclave(&enclave("enc_1", "0xa", T0)).unwrap();
+    let e = Store::open(&path)
+        .unwrap()
+        .insert_enclave(&enclave("enc_1", "0xa", T0))
+        .unwrap();
     let store = Store::open(&path).unwrap();
     assert_eq!(store.get_enclave("enc_1").unwrap(), Some(e));
     let v: i64 = rusqlite::Connection::open(&path)

@@ -52,39 +52,67 @@ fn progress_replaces_snapshot_appends_events_and_sets_status() {
         .record_progress(
             "x1",
             &json!({"state": "Deploy"}),
-            &[json!({"type": "ExecutionStarted"}), json!({"type": "TaskStateEntered"})],
+            &[
+                json!({"type": "ExecutionStarted"}),
+                json!({"type": "TaskStateEntered"}),
+            ],
             "RUNNING",
             Some("Deploy"),
         )
         .unwrap();
     store
-        .record_progress("x1", &json!({"state": null}), &[json!({"type": "ExecutionSucceeded"})], "SUCCEEDED", None)
+        .record_progress(
+            "x1",
+            &json!({"state": null}),
+            &[json!({"type": "ExecutionSucceeded"})],
+            "SUCCEEDED",
+            None,
+        )
         .unwrap();
     let row = store.get_execution("x1").unwrap().unwrap();
     assert_eq!(row.snapshot, json!({"state": null}));
     assert_eq!(row.status, "SUCCEEDED");
     assert_eq!(row.current_step, None);
-    assert!(row.updated_at.ends_with('Z') && row.updated_at.len() == 24, "{}", row.updated_at);
+    assert!(
+        row.updated_at.ends_with('Z') && row.updated_at.len() == 24,
+        "{}",
+        row.updated_at
+    );
     let types: Vec<String> = store
         .execution_events("x1")
         .unwrap()
         .iter()
         .map(|e| e["type"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(types, ["ExecutionStarted", "TaskStateEntered", "ExecutionSucceeded"]);
+    assert_eq!(
+        types,
+        ["ExecutionStarted", "TaskStateEntered", "ExecutionSucceeded"]
+    );
 }
 
 #[test]
 fn progress_on_unknown_execution_or_bad_status_writes_nothing() {
     let store = Store::open_in_memory().unwrap();
-    let err = store.record_progress("nope", &json!({}), &[json!(1)], "RUNNING", None).unwrap_err();
+    let err = store
+        .record_progress("nope", &json!({}), &[json!(1)], "RUNNING", None)
+        .unwrap_err();
     assert!(matches!(err, StoreError::ExecutionNotFound { .. }), "{err}");
     assert!(store.execution_events("nope").unwrap().is_empty());
 
-    store.create_execution(&new_execution("x1", "enc_1", json!({}))).unwrap();
-    let err = store.record_progress("x1", &json!({"s": 2}), &[json!(1)], "DONE", None).unwrap_err();
-    assert!(err.to_string().contains("'DONE'") && err.to_string().contains("TIMED_OUT"), "{err}");
-    assert_eq!(store.get_execution("x1").unwrap().unwrap().snapshot, json!({"state": "Validate"}));
+    store
+        .create_execution(&new_execution("x1", "enc_1", json!({})))
+        .unwrap();
+    let err = store
+        .record_progress("x1", &json!({"s": 2}), &[json!(1)], "DONE", None)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("'DONE'") && err.to_string().contains("TIMED_OUT"),
+        "{err}"
+    );
+    assert_eq!(
+        store.get_execution("x1").unwrap().unwrap().snapshot,
+        json!({"state": "Validate"})
+    );
     assert!(store.execution_events("x1").unwrap().is_empty());
 }
 
@@ -100,11 +128,20 @@ fn unfinished_and_per_enclave_listings() {
     for x in [&a, &b, &c, &d] {
         store.create_execution(x).unwrap();
     }
-    store.record_progress("c", &json!({}), &[], "FAILED", None).unwrap();
+    store
+        .record_progress("c", &json!({}), &[], "FAILED", None)
+        .unwrap();
 
-    let names = |rows: Vec<treza_store::ExecutionRow>| rows.into_iter().map(|r| r.name).collect::<Vec<_>>();
-    assert_eq!(names(store.unfinished_executions().unwrap()), ["b", "d", "a"]);
-    assert_eq!(names(store.executions_for_enclave("enc_1").unwrap()), ["b", "a"]);
+    let names =
+        |rows: Vec<treza_store::ExecutionRow>| rows.into_iter().map(|r| r.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(store.unfinished_executions().unwrap()),
+        ["b", "d", "a"]
+    );
+    assert_eq!(
+        names(store.executions_for_enclave("enc_1").unwrap()),
+        ["b", "a"]
+    );
     assert_eq!(names(store.executions_for_enclave("enc_2").unwrap()), ["c"]);
     assert!(store.get_execution("zzz").unwrap().is_none());
 }

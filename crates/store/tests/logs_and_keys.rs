@@ -6,7 +6,7 @@ fn entry(i: usize, source: &str) -> LogEntry {
         timestamp: format!("2025-01-01T00:00:{i:02}.000Z"),
         source: source.to_string(),
         message: format!("line {i}"),
-        fields: (i % 2 == 0).then(|| json!({"i": i})),
+        fields: (i & 1 == 0).then(|| json!({"i": i})),
     }
 }
 
@@ -41,25 +41,39 @@ fn api_keys_are_stored_only_as_hashes() {
     let path = dir.path().join("treza.db");
     let store = Store::open(&path).unwrap();
     let key = store
-        .create_api_key("0xWallet", &["enclaves:read", "logs:read"], "2025-01-01T00:00:00Z")
+        .create_api_key(
+            "0xWallet",
+            &["enclaves:read", "logs:read"],
+            "2025-01-01T00:00:00Z",
+        )
         .unwrap();
-    let other = store.create_api_key("0xOther", &["enclaves:write"], "2025-01-01T00:00:01Z").unwrap();
+    let other = store
+        .create_api_key("0xOther", &["enclaves:write"], "2025-01-01T00:00:01Z")
+        .unwrap();
     assert_ne!(key, other);
     let hex = key.strip_prefix(KEY_PREFIX).unwrap();
     assert_eq!(hex.len(), 32);
-    assert!(hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    assert!(hex
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
 
     let found = store.authenticate(&key).unwrap().unwrap();
     assert_eq!(found.wallet, "0xWallet");
     assert_eq!(found.permissions, ["enclaves:read", "logs:read"]);
     assert!(key.starts_with(&found.prefix));
-    assert_eq!(store.authenticate(&other).unwrap().unwrap().wallet, "0xOther");
+    assert_eq!(
+        store.authenticate(&other).unwrap().unwrap().wallet,
+        "0xOther"
+    );
 
     // Neither the key nor its random part is anywhere on disk (main file and WAL).
     for file in std::fs::read_dir(dir.path()).unwrap() {
         let bytes = std::fs::read(file.unwrap().path()).unwrap();
         for secret in [key.as_bytes(), hex.as_bytes(), &hex.as_bytes()[4..]] {
-            assert!(!bytes.windows(secret.len()).any(|w| w == secret), "plaintext key on disk");
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret),
+                "plaintext key on disk"
+            );
         }
     }
 
