@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::failure::{self, FailureScan};
+use treza_core::{classify_terraform_failure, ErrorType, Redactor};
+
 use crate::locate::find_terraform;
-use crate::redact::Redactor;
 use crate::request::{Action, RunRequest};
 use crate::workspace::{self, Workspace, PLAN_FILE};
 
@@ -30,9 +30,9 @@ pub const INTERRUPT_GRACE: Duration = Duration::from_secs(30);
 /// in flight (a grandchild may hold the pipe open longer; it is not waited for).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
-/// Error type for problems on the runner's side (no terraform, unusable
-/// workspace, output that is not JSON).
-pub const RUNNER_ERROR: &str = "RunnerError";
+/// Most output kept per phase for classifying a failure; Terraform prints
+/// far less, so this only bounds a runaway provisioner.
+const MAX_PHASE_OUTPUT: usize = 4 << 20;
 
 /// Environment variables terraform inherits; everything else is dropped so
 /// nothing reaches the module except through `terraform.tfvars.json`.
@@ -79,7 +79,9 @@ pub struct RunOutcome {
     /// `terraform output -json` flattened to name -> value; outputs marked
     /// sensitive are left out.
     pub outputs: Map<String, Value>,
-    /// WorkloadFailed, TerraformError, StateLocked, Timeout or RunnerError.
+    /// A [`treza_core::ErrorType`] name: WorkloadFailed, TerraformError,
+    /// StateLocked, Timeout, ProviderAuth, ... ; Internal for problems on the
+    /// runner's side (no terraform, unusable workspace).
     pub error_type: Option<String>,
     /// Redacted, one line.
     pub error_message: Option<String>,
@@ -98,11 +100,11 @@ impl RunOutcome {
         }
     }
 
-    fn failed(error_type: &str, message: String, phase: &str) -> Self {
+    fn failed(error_type: ErrorType, message: String, phase: &str) -> Self {
         RunOutcome {
             success: false,
             outputs: Map::new(),
-            error_type: Some(error_type.to_string()),
+            error_type: Some(error_type.as_str().to_string()),
             error_message: Some(message),
             phase: Some(phase.to_string()),
         }
@@ -125,7 +127,9 @@ pub fn run(req: &RunRequest, sink: &mut dyn FnMut(LogLine)) -> RunOutcome {
     // the result is logged too, so it is redacted like the lines.
     let redactor = &driver.redactor;
     RunOutcome {
-        error_message: outcome.error_message.map(|m| redactor.redact(&m)),
+        error_message: outcome
+            .error_message
+            .map(|m| redactor.redact(&m).into_owned()),
         outputs: outcome
             .outputs
             .into_iter()
@@ -135,22 +139,9 @@ pub fn run(req: &RunRequest, sink: &mut dyn FnMut(LogLine)) -> RunOutcome {
     }
 }
 
-fn redact_value(redactor: &Redactor, value: Value) -> Value {
-    match value {
-        Value::String(s) => Value::String(redactor.redact(&s)),
-        Value::Array(items) => Value::Array(
-            items
-                .into_iter()
-                .map(|v| redact_value(redactor, v))
-                .collect(),
-        ),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k, redact_value(redactor, v)))
-                .collect(),
-        ),
-        other => other,
-    }
+fn redact_value(redactor: &Redactor, mut value: Value) -> Value {
+    redactor.redact_value(&mut value);
+    value
 }
 
 struct Driver<'s> {
@@ -185,7 +176,7 @@ impl Driver<'_> {
             timestamp: now_rfc3339(),
             phase: phase.to_string(),
             stream: stream.to_string(),
-            message: self.redactor.redact(message),
+            message: self.redactor.redact(message).into_owned(),
         };
         (self.sink)(line);
     }
@@ -198,11 +189,11 @@ impl Driver<'_> {
         let first_phase = "init";
         let terraform = match find_terraform(req.terraform.as_deref()) {
             Ok(t) => t,
-            Err(e) => return RunOutcome::failed(RUNNER_ERROR, e, first_phase),
+            Err(e) => return RunOutcome::failed(ErrorType::Internal, e, first_phase),
         };
         let ws = match workspace::prepare(&req.module_dir, &req.workspace_dir, &req.variables) {
             Ok(ws) => ws,
-            Err(e) => return RunOutcome::failed(RUNNER_ERROR, e, first_phase),
+            Err(e) => return RunOutcome::failed(ErrorType::Internal, e, first_phase),
         };
         if req.action == Action::Destroy && !ws.has_state() {
             self.note(
@@ -262,12 +253,12 @@ impl Driver<'_> {
         for p in &phases {
             let (end, scan, stdout) = match self.run_phase(p) {
                 Ok(r) => r,
-                Err(e) => return RunOutcome::failed(RUNNER_ERROR, e, p.name),
+                Err(e) => return RunOutcome::failed(ErrorType::Internal, e, p.name),
             };
             match end {
                 PhaseEnd::TimedOut => {
                     return RunOutcome::failed(
-                        failure::TIMEOUT,
+                        ErrorType::Timeout,
                         format!(
                             "terraform {} did not finish within the phase timeout of {}s and was interrupted",
                             p.name,
@@ -277,12 +268,18 @@ impl Driver<'_> {
                     )
                 }
                 PhaseEnd::Exited(status) if !status.success() => {
-                    let fallback = format!(
-                        "terraform {} failed ({}) without printing an error",
-                        p.name,
-                        describe_status(status)
-                    );
-                    let (kind, message) = scan.classify(fallback);
+                    let (kind, message) = if scan.trim().is_empty() {
+                        (
+                            ErrorType::TerraformError,
+                            format!(
+                                "terraform {} failed ({}) without printing anything",
+                                p.name,
+                                describe_status(status)
+                            ),
+                        )
+                    } else {
+                        classify_terraform_failure(&scan)
+                    };
                     return RunOutcome::failed(kind, message, p.name);
                 }
                 PhaseEnd::Exited(_) => {}
@@ -290,7 +287,7 @@ impl Driver<'_> {
             if p.capture_stdout {
                 match flatten_outputs(&stdout) {
                     Ok(o) => outputs = o,
-                    Err(e) => return RunOutcome::failed(RUNNER_ERROR, e, p.name),
+                    Err(e) => return RunOutcome::failed(ErrorType::Internal, e, p.name),
                 }
             }
         }
@@ -300,7 +297,8 @@ impl Driver<'_> {
         RunOutcome::succeeded(outputs)
     }
 
-    fn run_phase(&mut self, p: &Phase<'_>) -> Result<(PhaseEnd, FailureScan, String), String> {
+    /// Runs one phase: (how it ended, its redacted output, captured stdout).
+    fn run_phase(&mut self, p: &Phase<'_>) -> Result<(PhaseEnd, String, String), String> {
         self.note(p.name, &format!("terraform {}", p.args.join(" ")));
         let mut cmd = Command::new(p.terraform);
         cmd.args(&p.args)
@@ -339,7 +337,7 @@ impl Driver<'_> {
         }
         drop(tx);
 
-        let mut scan = FailureScan::default();
+        let mut scan = String::new();
         let mut captured = String::new();
         let end = self.supervise(p, &mut child, &rx, readers, &mut scan, &mut captured);
         Ok((end, scan, captured))
@@ -352,7 +350,7 @@ impl Driver<'_> {
         child: &mut Child,
         rx: &Receiver<(Stream, String)>,
         mut readers: usize,
-        scan: &mut FailureScan,
+        scan: &mut String,
         captured: &mut String,
     ) -> PhaseEnd {
         let pid = child.id() as i32;
@@ -435,7 +433,7 @@ impl Driver<'_> {
         p: &Phase<'_>,
         stream: Stream,
         line: &str,
-        scan: &mut FailureScan,
+        scan: &mut String,
         captured: &mut String,
     ) {
         match stream {
@@ -443,13 +441,22 @@ impl Driver<'_> {
                 captured.push_str(line);
                 captured.push('\n');
             }
-            Stream::Stdout => {
-                scan.observe(&self.redactor.redact(line));
-                self.emit(p.name, "stdout", line);
-            }
-            Stream::Stderr => {
-                scan.observe(&self.redactor.redact(line));
-                self.emit(p.name, "stderr", line);
+            Stream::Stdout | Stream::Stderr => {
+                let redacted = self.redactor.redact(line).into_owned();
+                if scan.len() + redacted.len() < MAX_PHASE_OUTPUT {
+                    scan.push_str(&redacted);
+                    scan.push('\n');
+                }
+                let name = match stream {
+                    Stream::Stdout => "stdout",
+                    Stream::Stderr => "stderr",
+                };
+                (self.sink)(LogLine {
+                    timestamp: now_rfc3339(),
+                    phase: p.name.to_string(),
+                    stream: name.to_string(),
+                    message: redacted,
+                });
             }
         }
     }

@@ -22,20 +22,21 @@
 //! - On a phase timeout terraform is interrupted and given time to write its
 //!   state before it is killed.
 //! - One workspace (and state) per enclave; the runner keeps no other state.
+//!
+//! Redaction ([`treza_core::Redactor`]) and failure classification
+//! ([`treza_core::classify_terraform_failure`]) belong to `treza-core`; this
+//! crate only feeds them.
 
 mod driver;
-pub mod failure;
 mod locate;
 mod main_entry;
-mod redact;
 mod request;
 pub mod workload;
 mod workspace;
 
-pub use driver::{flatten_outputs, run, LogLine, RunOutcome, INTERRUPT_GRACE, RUNNER_ERROR};
+pub use driver::{flatten_outputs, run, LogLine, RunOutcome, INTERRUPT_GRACE};
 pub use locate::{find_terraform, wrapper_location, TERRAFORM_ENV};
-pub use main_entry::{defaults_from_env, runner_main, INVALID_INPUT};
-pub use redact::{Redactor, REDACTED};
+pub use main_entry::{defaults_from_env, runner_main};
 pub use request::{
     request_from_env, secrets_in_configuration, Action, InputError, RunRequest, RunnerDefaults,
     UnknownAction, MAX_PHASE_TIMEOUT_SECONDS,

@@ -6,12 +6,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use serde_json::json;
+use treza_core::ErrorType;
 
 use crate::driver::{run, LogLine, RunOutcome};
 use crate::request::{request_from_env, RunnerDefaults};
-
-/// Error type reported when the runner's input is rejected.
-pub const INVALID_INPUT: &str = "InvalidInput";
 
 /// Defaults for [`request_from_env`] taken from the process environment:
 /// `TREZA_PROVIDERS_DIR` (default `providers`) and `TREZA_WORKSPACES_DIR`
@@ -48,7 +46,7 @@ pub fn runner_main() -> i32 {
             let outcome = RunOutcome {
                 success: false,
                 outputs: serde_json::Map::new(),
-                error_type: Some(INVALID_INPUT.to_string()),
+                error_type: Some(ErrorType::InvalidInput.as_str().to_string()),
                 error_message: Some(e.to_string()),
                 phase: None,
             };

@@ -141,8 +141,8 @@ fn is_safe_name(s: &str, max: usize) -> bool {
 /// | `PHASE_TIMEOUT_SECONDS` | optional whole number 1..=86400 |
 ///
 /// Secrets for redaction: every value of `workload.environment` in the
-/// configuration (object or JSON string) and every string under a key whose
-/// name mentions secret, token, password, key or credential.
+/// configuration (object or JSON string) and every string under a key that
+/// `treza_core::redact::is_secret_key` calls secret (token, password, ...).
 pub fn request_from_env(
     vars: &HashMap<String, String>,
     defaults: &RunnerDefaults,

@@ -392,7 +392,7 @@ fn terraform_errors_report_the_first_error_line() {
     let message = outcome.error_message.clone().unwrap_or_default();
     // Terraform 1.11 says "for variable", older releases "for input variable".
     assert!(
-        message.starts_with("Error: Invalid value for") && message.contains("variable"),
+        message.starts_with("Invalid value for") && message.contains("variable"),
         "{message}\n{}",
         transcript(&lines)
     );
@@ -413,7 +413,7 @@ fn terraform_errors_report_the_first_error_line() {
     assert_eq!(outcome.error_type.as_deref(), Some("TerraformError"));
     assert_eq!(
         outcome.error_message.as_deref(),
-        Some("Error: Unsupported argument"),
+        Some("Unsupported argument"),
         "{}",
         transcript(&lines)
     );
@@ -445,7 +445,7 @@ fn secrets_never_reach_the_log_lines() {
     let all = transcript(&[lines, more].concat());
     assert!(!all.contains(&secret), "secret leaked:\n{all}");
     assert!(
-        all.contains("[REDACTED]"),
+        all.contains(treza_core::redact::MASK),
         "redaction was not exercised:\n{all}"
     );
 }
