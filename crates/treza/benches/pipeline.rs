@@ -42,21 +42,31 @@ fn get(url: &str, key: &str, id: &str) -> Value {
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn overhead(rt: &tokio::runtime::Runtime) {
     let n = env_usize("TREZA_BENCH_REQUESTS", 1000);
     let clients = env_usize("TREZA_BENCH_CLIENTS", 16);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = ServerConfig::new(dir.path().to_path_buf(), "127.0.0.1:0".parse().expect("addr"));
+    let mut config = ServerConfig::new(
+        dir.path().to_path_buf(),
+        "127.0.0.1:0".parse().expect("addr"),
+    );
     config.runner = Some(Arc::new(InstantRunner));
     config.max_concurrent_runs = 64;
     let handle = rt.block_on(server::start(config)).expect("server");
     let url = handle.url();
     let key = handle
         .store
-        .create_api_key("0xbench", &["enclaves:read", "enclaves:write", "logs:read"], "2026-01-01T00:00:00Z")
+        .create_api_key(
+            "0xbench",
+            &["enclaves:read", "enclaves:write", "logs:read"],
+            "2026-01-01T00:00:00Z",
+        )
         .expect("key");
     let store = handle.store.clone();
 
@@ -74,7 +84,10 @@ fn overhead(rt: &tokio::runtime::Runtime) {
                 for c in &batch {
                     if let Some(new) = &c.new {
                         if new.status == treza_core::Status::Deployed {
-                            deployed.lock().expect("lock").insert(new.id.clone(), Instant::now());
+                            deployed
+                                .lock()
+                                .expect("lock")
+                                .insert(new.id.clone(), Instant::now());
                         }
                     }
                     after = c.sequence;
@@ -111,7 +124,10 @@ fn overhead(rt: &tokio::runtime::Runtime) {
     }
     let deadline = Instant::now() + Duration::from_secs(600);
     while deployed.lock().expect("lock").len() < n {
-        assert!(Instant::now() < deadline, "not all requests reached DEPLOYED");
+        assert!(
+            Instant::now() < deadline,
+            "not all requests reached DEPLOYED"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     let elapsed = t0.elapsed();
@@ -153,9 +169,16 @@ fn real_deploy(rt: &tokio::runtime::Runtime) {
     let url = handle.url();
     let key = handle
         .store
-        .create_api_key("0xbench", &["enclaves:read", "enclaves:write", "logs:read"], "2026-01-01T00:00:00Z")
+        .create_api_key(
+            "0xbench",
+            &["enclaves:read", "enclaves:write", "logs:read"],
+            "2026-01-01T00:00:00Z",
+        )
         .expect("key");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
     let body = json!({"name": "bench-real", "providerId": "local", "providerConfig": {
         "command": ["python3", "-m", "http.server", port.to_string(), "--bind", "127.0.0.1"],
         "workloadType": "service", "exposePorts": [port], "healthCheckPath": "/"}});
@@ -168,7 +191,10 @@ fn real_deploy(rt: &tokio::runtime::Runtime) {
         std::thread::sleep(Duration::from_millis(20));
     };
     let t0 = Instant::now();
-    let id = post(&url, &key, &body)["enclave"]["id"].as_str().expect("id").to_string();
+    let id = post(&url, &key, &body)["enclave"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     wait(&id, "DEPLOYED");
     let deploy = t0.elapsed();
     let t1 = Instant::now();
@@ -195,10 +221,23 @@ fn real_deploy(rt: &tokio::runtime::Runtime) {
     let total = deploy + destroy;
     let treza = total.saturating_sub(runner);
     println!("real deploy + destroy (local provider, real Terraform)");
-    println!("  deploy          {:>10.0} ms", deploy.as_secs_f64() * 1000.0);
-    println!("  destroy         {:>10.0} ms", destroy.as_secs_f64() * 1000.0);
-    println!("  in the runner   {:>10.0} ms (Terraform and the workload's start/stop)", runner.as_secs_f64() * 1000.0);
-    println!("  in treza        {:>10.0} ms ({:.1}% of the total)", treza.as_secs_f64() * 1000.0, 100.0 * treza.as_secs_f64() / total.as_secs_f64());
+    println!(
+        "  deploy          {:>10.0} ms",
+        deploy.as_secs_f64() * 1000.0
+    );
+    println!(
+        "  destroy         {:>10.0} ms",
+        destroy.as_secs_f64() * 1000.0
+    );
+    println!(
+        "  in the runner   {:>10.0} ms (Terraform and the workload's start/stop)",
+        runner.as_secs_f64() * 1000.0
+    );
+    println!(
+        "  in treza        {:>10.0} ms ({:.1}% of the total)",
+        treza.as_secs_f64() * 1000.0,
+        100.0 * treza.as_secs_f64() / total.as_secs_f64()
+    );
     println!(
         "{}",
         json!({"bench": "real_deploy_destroy", "deploy_ms": deploy.as_secs_f64()*1000.0, "destroy_ms": destroy.as_secs_f64()*1000.0,

@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "treza", version, about = "Deploy confidential workloads into enclaves: the control plane on one machine.")]
+#[command(
+    name = "treza",
+    version,
+    about = "Deploy confidential workloads into enclaves: the control plane on one machine."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,7 +64,11 @@ fn main() -> ExitCode {
             full.extend(args);
             ExitCode::from(clamp_code(treza_runner::workload::workload_main(&full)))
         }
-        Command::Up { data_dir, listen, max_concurrent_runs } => {
+        Command::Up {
+            data_dir,
+            listen,
+            max_concurrent_runs,
+        } => {
             init_tracing();
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
@@ -71,7 +79,9 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Command::Keys { command, opts } => cli::keys(command, &opts).map_or_else(|e| fail(&e), |()| ExitCode::SUCCESS),
+        Command::Keys { command, opts } => {
+            cli::keys(command, &opts).map_or_else(|e| fail(&e), |()| ExitCode::SUCCESS)
+        }
         Command::Enclave { command, opts } => match cli::enclave(command, &opts) {
             Ok(code) => ExitCode::from(code),
             Err(e) => fail(&e),
@@ -91,5 +101,8 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TREZA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }

@@ -25,7 +25,9 @@ pub fn path_segment(s: &str) -> String {
 
 impl Client {
     pub fn new(base: String, key: String) -> Self {
-        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(30))
+            .build();
         Client {
             base: base.trim_end_matches('/').to_string(),
             key,
@@ -44,10 +46,15 @@ impl Client {
             None => req.call(),
         };
         match res {
-            Ok(r) => r.into_json().context("the server sent a response that is not JSON"),
+            Ok(r) => r
+                .into_json()
+                .context("the server sent a response that is not JSON"),
             Err(ureq::Error::Status(code, r)) => {
                 let v: Value = r.into_json().unwrap_or(Value::Null);
-                let msg = v.get("error").and_then(Value::as_str).unwrap_or("request failed");
+                let msg = v
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("request failed");
                 Err(anyhow!("{msg} (HTTP {code})"))
             }
             Err(e) => Err(anyhow!(

@@ -5,9 +5,9 @@ mod client;
 mod progress;
 
 use crate::server;
-use clap::{Args, ValueEnum};
 use anyhow::{bail, Context};
 use clap::Subcommand;
+use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,8 +37,6 @@ pub struct ClientOpts {
     pub output: Output,
 }
 
-
-
 #[derive(Subcommand)]
 pub enum KeysCommand {
     /// Create an API key bound to a wallet; prints it once and saves it as this data directory's default.
@@ -46,7 +44,11 @@ pub enum KeysCommand {
         #[arg(long)]
         wallet: String,
         /// Permissions granted (comma-separated).
-        #[arg(long, value_delimiter = ',', default_value = "enclaves:read,enclaves:write,logs:read")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "enclaves:read,enclaves:write,logs:read"
+        )]
         permissions: Vec<String>,
         /// Do not save the key as the CLI's default.
         #[arg(long)]
@@ -57,7 +59,7 @@ pub enum KeysCommand {
 #[derive(Subcommand)]
 pub enum EnclaveCommand {
     /// Request a new enclave.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List your enclaves.
     List,
     /// Show one enclave.
@@ -134,7 +136,11 @@ pub struct CreateArgs {
     timeout_seconds: u64,
 }
 
-pub async fn up(data_dir: PathBuf, listen: SocketAddr, max_concurrent_runs: usize) -> anyhow::Result<()> {
+pub async fn up(
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    max_concurrent_runs: usize,
+) -> anyhow::Result<()> {
     let mut config = server::ServerConfig::new(data_dir.clone(), listen);
     config.max_concurrent_runs = max_concurrent_runs;
     let handle = server::start(config).await?;
@@ -144,7 +150,10 @@ pub async fn up(data_dir: PathBuf, listen: SocketAddr, max_concurrent_runs: usiz
         serde_json::to_vec(&json!({"url": url, "pid": std::process::id()}))?,
     )?;
     tracing::info!(%url, data_dir = %data_dir.display(), resumed = handle.resumed, "treza is up");
-    eprintln!("treza is listening on {url} (data in {}); Ctrl-C stops it", data_dir.display());
+    eprintln!(
+        "treza is listening on {url} (data in {}); Ctrl-C stops it",
+        data_dir.display()
+    );
     tokio::signal::ctrl_c().await?;
     eprintln!("stopping; running workflows resume at the next `treza up`");
     let _ = std::fs::remove_file(data_dir.join("server.json"));
@@ -158,7 +167,11 @@ fn credentials_path(data_dir: &Path) -> PathBuf {
 
 pub fn keys(cmd: KeysCommand, opts: &ClientOpts) -> anyhow::Result<()> {
     match cmd {
-        KeysCommand::Create { wallet, permissions, no_save } => {
+        KeysCommand::Create {
+            wallet,
+            permissions,
+            no_save,
+        } => {
             if wallet.trim().is_empty() {
                 bail!("--wallet must not be empty");
             }
@@ -174,10 +187,16 @@ pub fn keys(cmd: KeysCommand, opts: &ClientOpts) -> anyhow::Result<()> {
             let key = store.create_api_key(&wallet, &perms, &crate::clock::now_iso())?;
             if !no_save {
                 let path = credentials_path(&opts.data_dir);
-                write_private(&path, &serde_json::to_vec_pretty(&json!({"apiKey": key, "wallet": wallet}))?)?;
+                write_private(
+                    &path,
+                    &serde_json::to_vec_pretty(&json!({"apiKey": key, "wallet": wallet}))?,
+                )?;
             }
             match opts.output {
-                Output::Json => println!("{}", json!({"key": key, "wallet": wallet, "permissions": permissions})),
+                Output::Json => println!(
+                    "{}",
+                    json!({"key": key, "wallet": wallet, "permissions": permissions})
+                ),
                 Output::Text => {
                     println!("{key}");
                     if !no_save {
@@ -299,9 +318,12 @@ fn create_body(a: &CreateArgs) -> anyhow::Result<Value> {
     if !a.env.is_empty() {
         let mut env = serde_json::Map::new();
         for kv in &a.env {
-            let (k, v) = kv
-                .split_once('=')
-                .with_context(|| format!("--env '{k}' must look like NAME=VALUE", k = kv.split('=').next().unwrap_or("")))?;
+            let (k, v) = kv.split_once('=').with_context(|| {
+                format!(
+                    "--env '{k}' must look like NAME=VALUE",
+                    k = kv.split('=').next().unwrap_or("")
+                )
+            })?;
             env.insert(k.to_string(), json!(v));
         }
         config.insert("environmentVariables".into(), Value::Object(env));
@@ -337,7 +359,13 @@ pub fn enclave(cmd: EnclaveCommand, opts: &ClientOpts) -> anyhow::Result<u8> {
             let e = &created["enclave"];
             let id = e["id"].as_str().unwrap_or_default().to_string();
             if a.wait {
-                return progress::watch(&c, &id, json_out, a.timeout_seconds, &[ "DEPLOYED", "FAILED", "DESTROYED"]);
+                return progress::watch(
+                    &c,
+                    &id,
+                    json_out,
+                    a.timeout_seconds,
+                    &["DEPLOYED", "FAILED", "DESTROYED"],
+                );
             }
             if json_out {
                 println!("{}", serde_json::to_string_pretty(e)?);
@@ -351,7 +379,10 @@ pub fn enclave(cmd: EnclaveCommand, opts: &ClientOpts) -> anyhow::Result<u8> {
             if json_out {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                print!("{}", progress::table(v["enclaves"].as_array().map(Vec::as_slice).unwrap_or(&[])));
+                print!(
+                    "{}",
+                    progress::table(v["enclaves"].as_array().map(Vec::as_slice).unwrap_or(&[]))
+                );
             }
             Ok(0)
         }
@@ -364,9 +395,16 @@ pub fn enclave(cmd: EnclaveCommand, opts: &ClientOpts) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-        EnclaveCommand::Watch { id, timeout_seconds } => {
-            progress::watch(&c, &id, json_out, timeout_seconds, &["DEPLOYED", "FAILED", "DESTROYED", "PAUSED"])
-        }
+        EnclaveCommand::Watch {
+            id,
+            timeout_seconds,
+        } => progress::watch(
+            &c,
+            &id,
+            json_out,
+            timeout_seconds,
+            &["DEPLOYED", "FAILED", "DESTROYED", "PAUSED"],
+        ),
         EnclaveCommand::Logs { id, kind, limit } => {
             let v = c.get(&format!(
                 "/api/enclaves/{}/logs?type={}&limit={limit}",
@@ -380,15 +418,31 @@ pub fn enclave(cmd: EnclaveCommand, opts: &ClientOpts) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-        EnclaveCommand::Destroy { id, wait, timeout_seconds } => {
-            let v = c.patch(&format!("/api/enclaves/{}", client::path_segment(&id)), &json!({"action": "terminate"}))?;
+        EnclaveCommand::Destroy {
+            id,
+            wait,
+            timeout_seconds,
+        } => {
+            let v = c.patch(
+                &format!("/api/enclaves/{}", client::path_segment(&id)),
+                &json!({"action": "terminate"}),
+            )?;
             if wait {
-                return progress::watch(&c, &id, json_out, timeout_seconds, &["DESTROYED", "FAILED"]);
+                return progress::watch(
+                    &c,
+                    &id,
+                    json_out,
+                    timeout_seconds,
+                    &["DESTROYED", "FAILED"],
+                );
             }
             if json_out {
                 println!("{}", serde_json::to_string_pretty(&v["enclave"])?);
             } else {
-                println!("{id}  {}", v["enclave"]["status"].as_str().unwrap_or_default());
+                println!(
+                    "{id}  {}",
+                    v["enclave"]["status"].as_str().unwrap_or_default()
+                );
             }
             Ok(0)
         }
@@ -410,8 +464,14 @@ mod tests {
 
     #[test]
     fn words_split_like_a_shell_without_expansion() {
-        assert_eq!(split_words("python3 -m http.server 8111").unwrap(), ["python3", "-m", "http.server", "8111"]);
-        assert_eq!(split_words(r#"sh -c 'echo $(id)' "a b" c\ d"#).unwrap(), ["sh", "-c", "echo $(id)", "a b", "c d"]);
+        assert_eq!(
+            split_words("python3 -m http.server 8111").unwrap(),
+            ["python3", "-m", "http.server", "8111"]
+        );
+        assert_eq!(
+            split_words(r#"sh -c 'echo $(id)' "a b" c\ d"#).unwrap(),
+            ["sh", "-c", "echo $(id)", "a b", "c d"]
+        );
         assert_eq!(split_words("''").unwrap(), [""]);
         assert!(split_words("'open").is_err());
     }

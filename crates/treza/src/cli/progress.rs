@@ -11,7 +11,13 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
 
 /// Polls the enclave until its status is one of `until`; shows status,
 /// workflow step and elapsed time as they change. Exit code 1 if FAILED.
-pub fn watch(c: &Client, id: &str, json: bool, timeout_seconds: u64, until: &[&str]) -> anyhow::Result<u8> {
+pub fn watch(
+    c: &Client,
+    id: &str,
+    json: bool,
+    timeout_seconds: u64,
+    until: &[&str],
+) -> anyhow::Result<u8> {
     let start = Instant::now();
     let tty = std::io::stderr().is_terminal() && !json;
     let mut last = String::new();
@@ -20,7 +26,10 @@ pub fn watch(c: &Client, id: &str, json: bool, timeout_seconds: u64, until: &[&s
         let v = c.get(&path)?;
         let e = &v["enclave"];
         let status = s(e, "status");
-        let step = e.pointer("/workflow/currentStep").and_then(Value::as_str).unwrap_or("-");
+        let step = e
+            .pointer("/workflow/currentStep")
+            .and_then(Value::as_str)
+            .unwrap_or("-");
         let line = format!("{status:<16} step: {step}");
         let elapsed = start.elapsed().as_secs_f64();
         if !json {
@@ -44,7 +53,11 @@ pub fn watch(c: &Client, id: &str, json: bool, timeout_seconds: u64, until: &[&s
             } else {
                 println!("{id}  {status}  ({elapsed:.1}s)");
                 if status == "FAILED" {
-                    println!("  errorType: {}\n  errorMessage: {}", s(e, "errorType"), s(e, "errorMessage"));
+                    println!(
+                        "  errorType: {}\n  errorMessage: {}",
+                        s(e, "errorType"),
+                        s(e, "errorMessage")
+                    );
                 }
             }
             return Ok(if status == "FAILED" { 1 } else { 0 });
@@ -57,9 +70,16 @@ pub fn watch(c: &Client, id: &str, json: bool, timeout_seconds: u64, until: &[&s
 }
 
 pub fn table(enclaves: &[Value]) -> String {
-    let mut out = format!("{:<32} {:<20} {:<16} {:<10} {}\n", "ID", "NAME", "STATUS", "PROVIDER", "UPDATED");
+    let mut out = format!(
+        "{:<32} {:<20} {:<16} {:<10} {}\n",
+        "ID", "NAME", "STATUS", "PROVIDER", "UPDATED"
+    );
     for e in enclaves {
-        let name: String = s(e, "name").chars().filter(|c| !c.is_control()).take(20).collect();
+        let name: String = s(e, "name")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(20)
+            .collect();
         out.push_str(&format!(
             "{:<32} {:<20} {:<16} {:<10} {}\n",
             s(e, "id"),
@@ -74,14 +94,36 @@ pub fn table(enclaves: &[Value]) -> String {
 
 pub fn describe(e: &Value) -> String {
     let mut out = String::new();
-    for k in ["id", "name", "description", "status", "providerId", "region", "walletAddress", "instanceId", "errorType", "errorMessage", "createdAt", "updatedAt"] {
+    for k in [
+        "id",
+        "name",
+        "description",
+        "status",
+        "providerId",
+        "region",
+        "walletAddress",
+        "instanceId",
+        "errorType",
+        "errorMessage",
+        "createdAt",
+        "updatedAt",
+    ] {
         if let Some(v) = e.get(k).filter(|v| !v.is_null()) {
-            let text = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            let text = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
             out.push_str(&format!("{k:<14} {text}\n"));
         }
     }
     if let Some(w) = e.get("workflow") {
-        out.push_str(&format!("{:<14} {} ({}, step {})\n", "workflow", s(w, "execution"), s(w, "status"), s(w, "currentStep")));
+        out.push_str(&format!(
+            "{:<14} {} ({}, step {})\n",
+            "workflow",
+            s(w, "execution"),
+            s(w, "status"),
+            s(w, "currentStep")
+        ));
     }
     if let Some(o) = e.get("outputs").and_then(Value::as_object) {
         for (k, v) in o {

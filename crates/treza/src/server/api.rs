@@ -112,10 +112,16 @@ fn owned(state: &AppState, key: &ApiKey, id: &str) -> ApiResult<Enclave> {
 
 /// What the API returns for an enclave: the record, plus the workflow's progress.
 fn with_progress(state: &AppState, e: &Enclave) -> ApiResult<Value> {
-    let mut v = serde_json::to_value(e).map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "encode"))?;
+    let mut v = serde_json::to_value(e)
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "encode"))?;
     if let Some(obj) = v.as_object_mut() {
         obj.remove("version");
-        if let Some(x) = state.store.executions_for_enclave(&e.id)?.into_iter().last() {
+        if let Some(x) = state
+            .store
+            .executions_for_enclave(&e.id)?
+            .into_iter()
+            .last()
+        {
             obj.insert(
                 "workflow".into(),
                 json!({"execution": x.name, "stateMachine": x.state_machine, "status": x.status, "currentStep": x.current_step}),
@@ -147,7 +153,10 @@ async fn list_enclaves(
         }
     }
     let list = state.store.list_enclaves(Some(&key.wallet), None)?;
-    let enclaves = list.iter().map(|e| with_progress(&state, e)).collect::<ApiResult<Vec<_>>>()?;
+    let enclaves = list
+        .iter()
+        .map(|e| with_progress(&state, e))
+        .collect::<ApiResult<Vec<_>>>()?;
     Ok(Json(json!({ "enclaves": enclaves })))
 }
 
@@ -157,10 +166,22 @@ async fn create_enclave(
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     require(&key, "enclaves:write")?;
-    let Json(mut body) = body.map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "body", "json", format!("request body must be a JSON object: {}", e.body_text())))?;
-    let obj = body
-        .as_object_mut()
-        .ok_or_else(|| ApiError::field(StatusCode::BAD_REQUEST, "body", "type", "request body must be a JSON object"))?;
+    let Json(mut body) = body.map_err(|e| {
+        ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "body",
+            "json",
+            format!("request body must be a JSON object: {}", e.body_text()),
+        )
+    })?;
+    let obj = body.as_object_mut().ok_or_else(|| {
+        ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "body",
+            "type",
+            "request body must be a JSON object",
+        )
+    })?;
     match obj.get("walletAddress") {
         None | Some(Value::Null) => {
             obj.insert("walletAddress".into(), json!(key.wallet));
@@ -176,7 +197,12 @@ async fn create_enclave(
         }
     }
     let req: NewEnclave = serde_json::from_value(body).map_err(|e| {
-        ApiError::field(StatusCode::BAD_REQUEST, "body", "type", format!("invalid request: {e}"))
+        ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "body",
+            "type",
+            format!("invalid request: {e}"),
+        )
     })?;
     if let Err(errors) = treza_core::validate_new_enclave(&req) {
         let first = errors.0.first();
@@ -211,7 +237,10 @@ async fn create_enclave(
         version: 0,
     };
     let stored = state.store.insert_enclave(&enclave)?;
-    Ok((StatusCode::CREATED, Json(json!({ "enclave": with_progress(&state, &stored)? }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "enclave": with_progress(&state, &stored)? })),
+    ))
 }
 
 fn getrandom_fill(buf: &mut [u8]) {
@@ -246,7 +275,14 @@ async fn patch_enclave(
     body: Result<Json<PatchBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     require(&key, "enclaves:write")?;
-    let Json(body) = body.map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "body", "json", format!("request body must be JSON: {}", e.body_text())))?;
+    let Json(body) = body.map_err(|e| {
+        ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "body",
+            "json",
+            format!("request body must be JSON: {}", e.body_text()),
+        )
+    })?;
     let current = owned(&state, &key, &id)?;
     let (allowed, target, message): (&[Status], Status, &str) = match body.action.as_deref() {
         Some("terminate") => (
@@ -267,7 +303,10 @@ async fn patch_enclave(
                 StatusCode::BAD_REQUEST,
                 "action",
                 "enum",
-                format!("action must be one of pause, resume, terminate; got {}", other.map_or("nothing".to_string(), |a| format!("'{a}'"))),
+                format!(
+                    "action must be one of pause, resume, terminate; got {}",
+                    other.map_or("nothing".to_string(), |a| format!("'{a}'"))
+                ),
             ))
         }
     };
@@ -275,13 +314,23 @@ async fn patch_enclave(
         expected_version: Some(current.version),
         expected_status: Some(allowed.to_vec()),
     };
-    match state.store.update_enclave(&id, &cond, &clock::now_iso(), |e| {
-        e.status = target;
-        Ok::<(), std::convert::Infallible>(())
-    }) {
-        Ok(e) => Ok(Json(json!({"enclave": with_progress(&state, &e)?, "message": message}))),
-        Err(treza_store::UpdateError::Store(StoreError::ConditionFailed { .. } | StoreError::IllegalTransition(_))) => {
-            let now = state.store.get_enclave(&id)?.map(|e| e.status.to_string()).unwrap_or_default();
+    match state
+        .store
+        .update_enclave(&id, &cond, &clock::now_iso(), |e| {
+            e.status = target;
+            Ok::<(), std::convert::Infallible>(())
+        }) {
+        Ok(e) => Ok(Json(
+            json!({"enclave": with_progress(&state, &e)?, "message": message}),
+        )),
+        Err(treza_store::UpdateError::Store(
+            StoreError::ConditionFailed { .. } | StoreError::IllegalTransition(_),
+        )) => {
+            let now = state
+                .store
+                .get_enclave(&id)?
+                .map(|e| e.status.to_string())
+                .unwrap_or_default();
             Err(ApiError::field(
                 StatusCode::CONFLICT,
                 "status",
@@ -289,7 +338,11 @@ async fn patch_enclave(
                 format!(
                     "cannot {} an enclave in status {now}: allowed from {}",
                     body.action.as_deref().unwrap_or_default(),
-                    allowed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    allowed
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ))
         }
@@ -310,7 +363,10 @@ async fn delete_enclave(
             StatusCode::CONFLICT,
             "status",
             "state",
-            format!("only DESTROYED or FAILED enclaves can be deleted; this one is {}", e.status),
+            format!(
+                "only DESTROYED or FAILED enclaves can be deleted; this one is {}",
+                e.status
+            ),
         ));
     }
     if has_resources(&state, &id) {
@@ -325,22 +381,33 @@ async fn delete_enclave(
         expected_version: Some(e.version),
         expected_status: Some(vec![e.status]),
     };
-    state.store.delete_enclave(&id, &cond).map_err(|err| match err {
-        StoreError::ConditionFailed { .. } => {
-            ApiError::field(StatusCode::CONFLICT, "status", "state", "the enclave changed meanwhile; retry")
-        }
-        other => other.into(),
-    })?;
+    state
+        .store
+        .delete_enclave(&id, &cond)
+        .map_err(|err| match err {
+            StoreError::ConditionFailed { .. } => ApiError::field(
+                StatusCode::CONFLICT,
+                "status",
+                "state",
+                "the enclave changed meanwhile; retry",
+            ),
+            other => other.into(),
+        })?;
     Ok(Json(json!({"message": "enclave deleted", "id": id})))
 }
 
 /// Whether the enclave's Terraform state still records resources.
 fn has_resources(state: &AppState, id: &str) -> bool {
-    let path = ChildProcessRunner::enclave_dir(&state.data_dir, id).join("terraform/terraform.tfstate");
+    let path =
+        ChildProcessRunner::enclave_dir(&state.data_dir, id).join("terraform/terraform.tfstate");
     std::fs::read_to_string(path)
         .ok()
         .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-        .and_then(|v| v.get("resources").and_then(Value::as_array).map(|r| !r.is_empty()))
+        .and_then(|v| {
+            v.get("resources")
+                .and_then(Value::as_array)
+                .map(|r| !r.is_empty())
+        })
         .unwrap_or(false)
 }
 
@@ -366,7 +433,10 @@ async fn enclave_logs(
             StatusCode::BAD_REQUEST,
             "type",
             "enum",
-            format!("type must be one of all, {}; got '{kind}'", LOG_SOURCES.join(", ")),
+            format!(
+                "type must be one of all, {}; got '{kind}'",
+                LOG_SOURCES.join(", ")
+            ),
         ));
     }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
@@ -383,7 +453,8 @@ async fn enclave_logs(
                 .logs(&id, Some(source), limit)?
                 .into_iter()
                 .map(|l| {
-                    let mut v = json!({"timestamp": l.timestamp, "message": l.message, "source": source});
+                    let mut v =
+                        json!({"timestamp": l.timestamp, "message": l.message, "source": source});
                     if let (Some(f), Some(o)) = (l.fields, v.as_object_mut()) {
                         o.insert("fields".into(), f);
                     }
@@ -404,7 +475,8 @@ async fn enclave_logs(
 /// The workload's own output, from the file its supervisor writes, with the
 /// enclave's secret values masked.
 fn application_logs(state: &AppState, e: &Enclave, limit: usize) -> Vec<Value> {
-    let path = ChildProcessRunner::enclave_dir(&state.data_dir, &e.id).join("workload/workload.log");
+    let path =
+        ChildProcessRunner::enclave_dir(&state.data_dir, &e.id).join("workload/workload.log");
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Vec::new();
     };

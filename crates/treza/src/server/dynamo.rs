@@ -48,13 +48,18 @@ impl<'a> UpdateRequest<'a> {
         if let Some(m) = p.get("ExpressionAttributeNames").and_then(Value::as_object) {
             for (k, v) in m {
                 let v = v.as_str().ok_or_else(|| {
-                    DynamoError::Validation(format!("ExpressionAttributeNames.{k} must be a string"))
+                    DynamoError::Validation(format!(
+                        "ExpressionAttributeNames.{k} must be a string"
+                    ))
                 })?;
                 names.insert(k.clone(), v.to_string());
             }
         }
         let mut values = HashMap::new();
-        if let Some(m) = p.get("ExpressionAttributeValues").and_then(Value::as_object) {
+        if let Some(m) = p
+            .get("ExpressionAttributeValues")
+            .and_then(Value::as_object)
+        {
             for (k, v) in m {
                 values.insert(k.clone(), from_attribute_value(v)?);
             }
@@ -132,7 +137,7 @@ pub fn apply(item: &mut Map<String, Value>, req: &UpdateRequest) -> Result<(), D
                 let cur = get_path(item, &path).cloned();
                 let sum = match (cur, &v) {
                     (None, _) => v.clone(),
-                    (Some(Value::Number(a)), Value::Number(b)) => add_numbers(a, b, 1.0)?,
+                    (Some(Value::Number(a)), Value::Number(b)) => add_numbers(&a, b, 1.0)?,
                     _ => return Err(DynamoError::Validation("ADD needs a number".into())),
                 };
                 set_path(&mut next, &path, sum)?;
@@ -198,7 +203,10 @@ impl<'a, 'r> Parser<'a, 'r> {
 
     fn skip_ws(&mut self) {
         while self.src[self.pos..].starts_with(char::is_whitespace) {
-            self.pos += self.src[self.pos..].chars().next().map_or(1, char::len_utf8);
+            self.pos += self.src[self.pos..]
+                .chars()
+                .next()
+                .map_or(1, char::len_utf8);
         }
     }
 
@@ -503,7 +511,11 @@ fn eval_set_operand(op: &SetOperand, item: &Map<String, Value>) -> Result<Value,
     match op {
         SetOperand::One(a) => eval_operand(a, item).ok_or_else(missing),
         SetOperand::Plus(a, b) | SetOperand::Minus(a, b) => {
-            let sign = if matches!(op, SetOperand::Plus(..)) { 1.0 } else { -1.0 };
+            let sign = if matches!(op, SetOperand::Plus(..)) {
+                1.0
+            } else {
+                -1.0
+            };
             match (eval_operand(a, item), eval_operand(b, item)) {
                 (Some(Value::Number(x)), Some(Value::Number(y))) => add_numbers(&x, &y, sign),
                 (None, _) | (_, None) => Err(missing()),
@@ -552,11 +564,17 @@ fn eval_condition(c: &Cond, item: &Map<String, Value>) -> bool {
             }
         }
         Cond::In(a, list) => match eval_operand(a, item) {
-            Some(a) => list.iter().any(|o| eval_operand(o, item).as_ref() == Some(&a)),
+            Some(a) => list
+                .iter()
+                .any(|o| eval_operand(o, item).as_ref() == Some(&a)),
             None => false,
         },
         Cond::Between(a, lo, hi) => {
-            match (eval_operand(a, item), eval_operand(lo, item), eval_operand(hi, item)) {
+            match (
+                eval_operand(a, item),
+                eval_operand(lo, item),
+                eval_operand(hi, item),
+            ) {
                 (Some(a), Some(lo), Some(hi)) => {
                     matches!(compare(&lo, &a), Some(Less | Equal))
                         && matches!(compare(&a, &hi), Some(Less | Equal))
@@ -630,13 +648,21 @@ mod tests {
 
     #[test]
     fn in_and_boolean_operators() {
-        assert!(run("SET #status = :failed", Some("#status IN (:deploying, :pending)")).is_ok());
+        assert!(run(
+            "SET #status = :failed",
+            Some("#status IN (:deploying, :pending)")
+        )
+        .is_ok());
         assert!(run(
             "SET #status = :failed",
             Some("NOT (#status = :deploying) AND attribute_exists(id)")
         )
         .is_ok());
-        assert!(run("SET #status = :failed", Some("attribute_not_exists(id) OR #status = :failed")).is_err());
+        assert!(run(
+            "SET #status = :failed",
+            Some("attribute_not_exists(id) OR #status = :failed")
+        )
+        .is_err());
     }
 
     #[test]
@@ -652,9 +678,16 @@ mod tests {
 
     #[test]
     fn unknown_placeholders_and_garbage_are_validation_errors() {
-        for bad in ["SET #nope = :one", "SET a = :missing", "FROB a", "SET a = :one junk"] {
+        for bad in [
+            "SET #nope = :one",
+            "SET a = :missing",
+            "FROB a",
+            "SET a = :one junk",
+        ] {
             match run(bad, None) {
-                Err(DynamoError::Validation(msg)) => assert!(msg.contains("Invalid expression"), "{msg}"),
+                Err(DynamoError::Validation(msg)) => {
+                    assert!(msg.contains("Invalid expression"), "{msg}")
+                }
                 other => panic!("{bad}: expected a validation error, got {other:?}"),
             }
         }
@@ -662,7 +695,10 @@ mod tests {
 
     #[test]
     fn attribute_values_convert_to_plain_json() {
-        let v = from_attribute_value(&json!({"M": {"a": {"N": "1.5"}, "b": {"L": [{"BOOL": true}, {"NULL": true}]}}})).unwrap();
+        let v = from_attribute_value(
+            &json!({"M": {"a": {"N": "1.5"}, "b": {"L": [{"BOOL": true}, {"NULL": true}]}}}),
+        )
+        .unwrap();
         assert_eq!(v, json!({"a": 1.5, "b": [true, null]}));
         assert!(from_attribute_value(&json!({"Q": "x"})).is_err());
     }

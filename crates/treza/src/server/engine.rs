@@ -7,7 +7,10 @@ use crate::clock;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use treza_asl::{Execution, ExecutionContext, HistoryEvent, Outcome, Poll, StateMachine, TaskFailure};
+use treza_asl::{
+    Execution, ExecutionContext, ExecutionStatus, HistoryEvent, Outcome, Poll, StateMachine,
+    TaskFailure,
+};
 use treza_core::{Workflow, WorkflowStart};
 use treza_store::{CreateOutcome, NewExecution, Store};
 
@@ -83,7 +86,10 @@ impl Engine {
                 self.host.log(
                     &start.enclave_id,
                     "stepfunctions",
-                    format!("execution {} of {machine_key} started", start.execution_name),
+                    format!(
+                        "execution {} of {machine_key} started",
+                        start.execution_name
+                    ),
                     None,
                 );
                 self.spawn_driver(start.execution_name.clone());
@@ -116,7 +122,10 @@ impl Engine {
             if let Err(e) = me.drive(&name).await {
                 tracing::error!(execution = %name, error = %e, "execution driver stopped");
             }
-            me.driving.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
+            me.driving
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&name);
         });
     }
 
@@ -132,7 +141,8 @@ impl Engine {
             .clone();
         let enclave_id = row.enclave_id.clone().unwrap_or_default();
         let mut exec: Execution = serde_json::from_value(row.snapshot)?;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Result<Value, TaskFailure>)>();
+        let (tx, mut rx) =
+            tokio::sync::mpsc::unbounded_channel::<(u64, Result<Value, TaskFailure>)>();
         loop {
             let poll = exec.poll(&machine, clock::now());
             let done = matches!(poll, Poll::Done(_));
@@ -164,7 +174,10 @@ impl Engine {
                         self.host.log(
                             &enclave_id,
                             "errors",
-                            format!("execution {name} failed: {error}"),
+                            format!(
+                                "execution {name} failed: {}",
+                                error.as_deref().unwrap_or("unknown error")
+                            ),
                             Some(json!({"cause": cause})),
                         );
                     }
@@ -181,15 +194,19 @@ impl Engine {
         let step = events.iter().rev().find_map(entered_state);
         for e in &events {
             if let Some(state) = entered_state(e) {
-                self.host
-                    .log(enclave_id, "stepfunctions", format!("{}: {state}", e.r#type), None);
+                self.host.log(
+                    enclave_id,
+                    "stepfunctions",
+                    format!("{}: {state}", e.r#type),
+                    None,
+                );
             }
         }
         let events: Vec<Value> = events
             .iter()
             .map(serde_json::to_value)
             .collect::<Result<_, _>>()?;
-        let status = exec.status().as_str();
+        let status = status_name(exec.status());
         self.store.record_progress(
             name,
             &serde_json::to_value(&*exec)?,
@@ -203,8 +220,22 @@ impl Engine {
 
 fn entered_state(e: &HistoryEvent) -> Option<String> {
     if e.r#type.ends_with("StateEntered") {
-        e.details.get("name").and_then(Value::as_str).map(str::to_string)
+        e.details
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
     } else {
         None
+    }
+}
+
+/// The journal's spelling of an execution status (Step Functions' own).
+fn status_name(s: ExecutionStatus) -> &'static str {
+    match s {
+        ExecutionStatus::Running => "RUNNING",
+        ExecutionStatus::Succeeded => "SUCCEEDED",
+        ExecutionStatus::Failed => "FAILED",
+        ExecutionStatus::TimedOut => "TIMED_OUT",
+        ExecutionStatus::Aborted => "ABORTED",
     }
 }

@@ -43,30 +43,46 @@ pub fn validate(enclave: Option<&Enclave>, action: &str) -> Value {
 }
 
 pub fn classify_failure(enclave: Option<&Enclave>, error: &Value) -> Value {
-    let name = error.get("Error").and_then(Value::as_str).unwrap_or("States.Runtime");
+    let name = error
+        .get("Error")
+        .and_then(Value::as_str)
+        .unwrap_or("States.Runtime");
     let cause = error.get("Cause").and_then(Value::as_str).unwrap_or("");
     let (error_type, message) = if name == "ValidationFailed" {
         ("ValidationFailed".to_string(), cause.to_string())
-    } else if let Some((t, m)) = enclave.and_then(|e| Some((e.error_type.clone()?, e.error_message.clone()?))) {
+    } else if let Some((t, m)) =
+        enclave.and_then(|e| Some((e.error_type.clone()?, e.error_message.clone()?)))
+    {
         (t, m)
     } else if name == "DynamoDB.ConditionalCheckFailedException" {
         (
             "Conflict".to_string(),
-            "the enclave's status changed while the workflow ran (conditional write refused)".to_string(),
+            "the enclave's status changed while the workflow ran (conditional write refused)"
+                .to_string(),
         )
     } else if name == "States.TaskFailed" || name == "States.Timeout" {
         let exit = serde_json::from_str::<Value>(cause)
             .ok()
             .and_then(|d| d.pointer("/Containers/0/ExitCode").cloned());
-        let t = if name == "States.Timeout" { "Timeout" } else { "TerraformError" };
+        let t = if name == "States.Timeout" {
+            "Timeout"
+        } else {
+            "TerraformError"
+        };
         let m = match exit {
-            Some(code) => format!("the Terraform runner stopped with exit code {code} without reporting an error"),
+            Some(code) => format!(
+                "the Terraform runner stopped with exit code {code} without reporting an error"
+            ),
             None if !cause.is_empty() => truncate(cause, 1000),
             None => name.to_string(),
         };
         (t.to_string(), m)
     } else {
-        let m = if cause.is_empty() { name.to_string() } else { format!("{name}: {}", truncate(cause, 1000)) };
+        let m = if cause.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}: {}", truncate(cause, 1000))
+        };
         ("Internal".to_string(), m)
     };
     json!({"errorType": error_type, "errorMessage": message})
@@ -74,12 +90,15 @@ pub fn classify_failure(enclave: Option<&Enclave>, error: &Value) -> Value {
 
 /// `NotifyError`: in production an SNS publish; here the server's log.
 pub fn notify(payload: &Value) -> Value {
-    tracing::warn!(
-        enclave = payload.get("enclaveId").and_then(Value::as_str).unwrap_or("?"),
-        action = payload.get("action").and_then(Value::as_str).unwrap_or("?"),
-        error_type = payload.get("errorType").and_then(Value::as_str).unwrap_or("?"),
-        "enclave workflow failed"
-    );
+    let field = |k: &str| {
+        payload
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string()
+    };
+    let (enclave, action, error_type) = (field("enclaveId"), field("action"), field("errorType"));
+    tracing::warn!(%enclave, %action, %error_type, "enclave workflow failed");
     json!({"notified": true})
 }
 

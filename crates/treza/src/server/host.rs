@@ -6,7 +6,7 @@ use super::dynamo::{self, UpdateRequest};
 use super::functions;
 use super::runner::{RunnerBackend, RunnerInvocation};
 use crate::clock;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
@@ -29,9 +29,10 @@ impl Default for LocalNames {
     fn default() -> Self {
         LocalNames {
             table: "treza-enclaves".into(),
-            validation_function: "arn:aws:lambda:local:000000000000:function:treza-validation".into(),
-            error_handler_function: "arn:aws:lambda:local:000000000000:function:treza-error-handler"
+            validation_function: "arn:aws:lambda:local:000000000000:function:treza-validation"
                 .into(),
+            error_handler_function:
+                "arn:aws:lambda:local:000000000000:function:treza-error-handler".into(),
             notify_function: "arn:aws:lambda:local:000000000000:function:treza-notify".into(),
         }
     }
@@ -43,9 +44,15 @@ impl LocalNames {
         vec![
             ("enclaves_table_name", self.table.clone()),
             ("validation_function_arn", self.validation_function.clone()),
-            ("error_handler_function_arn", self.error_handler_function.clone()),
+            (
+                "error_handler_function_arn",
+                self.error_handler_function.clone(),
+            ),
             ("notify_function_arn", self.notify_function.clone()),
-            ("ecs_cluster_arn", "arn:aws:ecs:local:000000000000:cluster/treza".into()),
+            (
+                "ecs_cluster_arn",
+                "arn:aws:ecs:local:000000000000:cluster/treza".into(),
+            ),
             (
                 "runner_task_definition_arn",
                 "arn:aws:ecs:local:000000000000:task-definition/treza-runner:1".into(),
@@ -72,7 +79,11 @@ fn failure(error: impl Into<String>, cause: impl Into<String>) -> TaskFailure {
 }
 
 impl Host {
-    pub fn new(store: Arc<Store>, runner: Arc<dyn RunnerBackend>, max_concurrent_runs: usize) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        runner: Arc<dyn RunnerBackend>,
+        max_concurrent_runs: usize,
+    ) -> Self {
         Host {
             store,
             names: LocalNames::default(),
@@ -95,16 +106,25 @@ impl Host {
     }
 
     fn lambda_invoke(&self, p: &Value) -> Result<Value, TaskFailure> {
-        let function = p.get("FunctionName").and_then(Value::as_str).unwrap_or_default();
+        let function = p
+            .get("FunctionName")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let payload = p.get("Payload").cloned().unwrap_or(Value::Null);
-        let enclave_id = payload.get("enclaveId").and_then(Value::as_str).unwrap_or_default();
+        let enclave_id = payload
+            .get("enclaveId")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let load = || {
             self.store
                 .get_enclave(enclave_id)
                 .map_err(|e| failure("Lambda.ServiceException", e.to_string()))
         };
         let result = if function == self.names.validation_function {
-            let action = payload.get("action").and_then(Value::as_str).unwrap_or_default();
+            let action = payload
+                .get("action")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             functions::validate(load()?.as_ref(), action)
         } else if function == self.names.error_handler_function {
             let error = payload.get("error").cloned().unwrap_or(Value::Null);
@@ -117,13 +137,21 @@ impl Host {
                 format!("Function not found: {function}"),
             ));
         };
-        self.log(enclave_id, "lambda", format!("{} returned", short_function(function)), Some(redacted(&result)));
+        self.log(
+            enclave_id,
+            "lambda",
+            format!("{} returned", short_function(function)),
+            Some(redacted(&result)),
+        );
         Ok(json!({"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": result}))
     }
 
     fn dynamodb_update_item(&self, p: &Value) -> Result<Value, TaskFailure> {
         let validation = |m: String| failure("DynamoDB.ValidationException", m);
-        let table = p.get("TableName").and_then(Value::as_str).unwrap_or_default();
+        let table = p
+            .get("TableName")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if table != self.names.table {
             return Err(failure(
                 "DynamoDB.ResourceNotFoundException",
@@ -134,22 +162,35 @@ impl Host {
             .pointer("/Key/id")
             .ok_or_else(|| validation("Key.id is required".into()))?;
         let id = dynamo::from_attribute_value(id_value).map_err(|e| validation(e.to_string()))?;
-        let id = id.as_str().ok_or_else(|| validation("Key.id must be a string".into()))?;
-        let req = UpdateRequest::from_parameters(p).map_err(|e| failure(e.error_name(), e.to_string()))?;
+        let id = id
+            .as_str()
+            .ok_or_else(|| validation("Key.id must be a string".into()))?;
+        let req = UpdateRequest::from_parameters(p)
+            .map_err(|e| failure(e.error_name(), e.to_string()))?;
         let now = clock::now_iso();
         let result = self.store.update_enclave(id, &Condition::any(), &now, |e| {
             let mut item = match serde_json::to_value(&*e) {
                 Ok(Value::Object(m)) => m,
-                _ => return Err(dynamo::DynamoError::Validation("record is not an object".into())),
+                _ => {
+                    return Err(dynamo::DynamoError::Validation(
+                        "record is not an object".into(),
+                    ))
+                }
             };
             dynamo::apply(&mut item, &req)?;
-            *e = serde_json::from_value(Value::Object(item))
-                .map_err(|err| dynamo::DynamoError::Validation(format!("update makes the record invalid: {err}")))?;
+            *e = serde_json::from_value(Value::Object(item)).map_err(|err| {
+                dynamo::DynamoError::Validation(format!("update makes the record invalid: {err}"))
+            })?;
             Ok(())
         });
         match result {
             Ok(e) => {
-                self.log(id, "stepfunctions", format!("status is now {}", e.status), None);
+                self.log(
+                    id,
+                    "stepfunctions",
+                    format!("status is now {}", e.status),
+                    None,
+                );
                 Ok(json!({"SdkHttpMetadata": {"HttpStatusCode": 200}}))
             }
             Err(UpdateError::Rejected(e)) => Err(failure(e.error_name(), e.to_string())),
@@ -160,27 +201,55 @@ impl Host {
     async fn ecs_run_task_sync(&self, p: &Value) -> Result<Value, TaskFailure> {
         let overrides = p
             .pointer("/Overrides/ContainerOverrides/0")
-            .ok_or_else(|| failure("ECS.InvalidParameterException", "Overrides.ContainerOverrides[0] is required"))?;
-        let container = overrides.get("Name").and_then(Value::as_str).unwrap_or("terraform-runner").to_string();
+            .ok_or_else(|| {
+                failure(
+                    "ECS.InvalidParameterException",
+                    "Overrides.ContainerOverrides[0] is required",
+                )
+            })?;
+        let container = overrides
+            .get("Name")
+            .and_then(Value::as_str)
+            .unwrap_or("terraform-runner")
+            .to_string();
         let mut env = BTreeMap::new();
-        for pair in overrides.get("Environment").and_then(Value::as_array).into_iter().flatten() {
-            if let (Some(k), Some(v)) = (pair.get("Name").and_then(Value::as_str), pair.get("Value").and_then(Value::as_str)) {
+        for pair in overrides
+            .get("Environment")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(k), Some(v)) = (
+                pair.get("Name").and_then(Value::as_str),
+                pair.get("Value").and_then(Value::as_str),
+            ) {
                 env.insert(k.to_string(), v.to_string());
             }
         }
-        let enclave_id = env
-            .get("ENCLAVE_ID")
-            .cloned()
-            .ok_or_else(|| failure("ECS.InvalidParameterException", "container environment ENCLAVE_ID is required"))?;
+        let enclave_id = env.get("ENCLAVE_ID").cloned().ok_or_else(|| {
+            failure(
+                "ECS.InvalidParameterException",
+                "container environment ENCLAVE_ID is required",
+            )
+        })?;
         // One run at a time per enclave, and a bounded number overall.
         let lock = {
             let mut map = self.per_enclave.lock().unwrap_or_else(|p| p.into_inner());
             map.entry(enclave_id.clone()).or_default().clone()
         };
         let _one = lock.lock().await;
-        let _slot = self.runs.acquire().await.map_err(|e| failure("ECS.ServerException", e.to_string()))?;
+        let _slot = self
+            .runs
+            .acquire()
+            .await
+            .map_err(|e| failure("ECS.ServerException", e.to_string()))?;
         let action = env.get("ACTION").cloned().unwrap_or_default();
-        self.log(&enclave_id, "ecs", format!("runner task started (action {action})"), None);
+        self.log(
+            &enclave_id,
+            "ecs",
+            format!("runner task started (action {action})"),
+            None,
+        );
 
         let store = self.store.clone();
         let log_id = enclave_id.clone();
@@ -191,9 +260,18 @@ impl Host {
         });
         let outcome = self
             .runner
-            .run(RunnerInvocation { enclave_id: enclave_id.clone(), env }, sink)
+            .run(
+                RunnerInvocation {
+                    enclave_id: enclave_id.clone(),
+                    env,
+                },
+                sink,
+            )
             .await;
-        let task_arn = format!("arn:aws:ecs:local:000000000000:task/treza/{}", outcome.task_id);
+        let task_arn = format!(
+            "arn:aws:ecs:local:000000000000:task/treza/{}",
+            outcome.task_id
+        );
         let description = json!({
             "TaskArn": task_arn,
             "LastStatus": "STOPPED",
@@ -204,28 +282,40 @@ impl Host {
         });
         // The runner reports back to the record: outputs on success, the real error on failure.
         let now = clock::now_iso();
-        let write = self.store.update_enclave(&enclave_id, &Condition::any(), &now, |e| {
-            if outcome.exit_code == 0 {
-                if let Some(id) = outcome.outputs.get("instance_id").and_then(Value::as_str) {
-                    e.instance_id = Some(id.to_string());
+        let write = self
+            .store
+            .update_enclave(&enclave_id, &Condition::any(), &now, |e| {
+                if outcome.exit_code == 0 {
+                    if let Some(id) = outcome.outputs.get("instance_id").and_then(Value::as_str) {
+                        e.instance_id = Some(id.to_string());
+                    }
+                    e.outputs = outcome.outputs.clone();
+                } else {
+                    e.error_type = Some(
+                        outcome
+                            .error_type
+                            .clone()
+                            .unwrap_or_else(|| "TerraformError".into()),
+                    );
+                    e.error_message = Some(outcome.error_message.clone().unwrap_or_else(|| {
+                        format!(
+                            "the Terraform runner exited with code {}",
+                            outcome.exit_code
+                        )
+                    }));
                 }
-                e.outputs = outcome.outputs.clone();
-            } else {
-                e.error_type = Some(outcome.error_type.clone().unwrap_or_else(|| "TerraformError".into()));
-                e.error_message = Some(
-                    outcome
-                        .error_message
-                        .clone()
-                        .unwrap_or_else(|| format!("the Terraform runner exited with code {}", outcome.exit_code)),
-                );
-            }
-            Ok::<(), std::convert::Infallible>(())
-        });
+                Ok::<(), std::convert::Infallible>(())
+            });
         if let Err(e) = write {
             tracing::error!(enclave = %enclave_id, error = %e, "cannot record the runner's result");
         }
         if outcome.exit_code == 0 {
-            self.log(&enclave_id, "ecs", "runner task finished successfully".into(), None);
+            self.log(
+                &enclave_id,
+                "ecs",
+                "runner task finished successfully".into(),
+                None,
+            );
             Ok(description)
         } else {
             let msg = outcome.error_message.clone().unwrap_or_default();
@@ -271,4 +361,3 @@ pub fn redacted(v: &Value) -> Value {
     treza_core::redact_json_secrets(&mut v);
     v
 }
-

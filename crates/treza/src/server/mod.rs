@@ -111,7 +111,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<ServerHandle> {
             config.terraform.clone(),
         )),
     };
-    let host = Arc::new(host::Host::new(store.clone(), runner, config.max_concurrent_runs));
+    let host = Arc::new(host::Host::new(
+        store.clone(),
+        runner,
+        config.max_concurrent_runs,
+    ));
     let engine = Arc::new(engine::Engine::new(store.clone(), host)?);
     let resumed = engine.resume_all()?;
 

@@ -48,7 +48,12 @@ pub struct ChildProcessRunner {
 }
 
 impl ChildProcessRunner {
-    pub fn new(exe: PathBuf, providers_dir: PathBuf, data_dir: PathBuf, terraform: Option<PathBuf>) -> Self {
+    pub fn new(
+        exe: PathBuf,
+        providers_dir: PathBuf,
+        data_dir: PathBuf,
+        terraform: Option<PathBuf>,
+    ) -> Self {
         ChildProcessRunner {
             exe,
             providers_dir,
@@ -65,7 +70,12 @@ impl ChildProcessRunner {
 
     /// Translates the validated provider configuration into the provider
     /// module's input variables.
-    fn module_variables(&self, enclave_id: &str, provider_id: &str, config: &Value) -> Result<Value, String> {
+    fn module_variables(
+        &self,
+        enclave_id: &str,
+        provider_id: &str,
+        config: &Value,
+    ) -> Result<Value, String> {
         match provider_id {
             "local" => {
                 let workload_dir = Self::enclave_dir(&self.data_dir, enclave_id).join("workload");
@@ -80,6 +90,7 @@ impl ChildProcessRunner {
                         "expose_ports": config.get("exposePorts").cloned().unwrap_or(json!([])),
                         "health_check_path": config.get("healthCheckPath").cloned().unwrap_or(json!("/")),
                         "health_check_interval": config.get("healthCheckInterval").cloned().unwrap_or(json!(10)),
+                        "startup_timeout_seconds": config.get("startupTimeoutSeconds").cloned().unwrap_or(json!(60)),
                     },
                 }))
             }
@@ -102,9 +113,15 @@ impl RunnerBackend for ChildProcessRunner {
                 ..Default::default()
             };
             let provider = inv.env.get("PROVIDER_ID").cloned().unwrap_or_default();
-            let config: Value = match inv.env.get("CONFIGURATION").map(|c| serde_json::from_str(c)) {
+            let config: Value = match inv
+                .env
+                .get("CONFIGURATION")
+                .map(|c| serde_json::from_str(c))
+            {
                 Some(Ok(v)) => v,
-                Some(Err(e)) => return fail("InvalidInput", format!("CONFIGURATION is not JSON: {e}")),
+                Some(Err(e)) => {
+                    return fail("InvalidInput", format!("CONFIGURATION is not JSON: {e}"))
+                }
                 None => return fail("InvalidInput", "CONFIGURATION is required".into()),
             };
             let vars = match self.module_variables(&inv.enclave_id, &provider, &config) {
@@ -117,7 +134,10 @@ impl RunnerBackend for ChildProcessRunner {
                 .env("PATH", std::env::var_os("PATH").unwrap_or_default())
                 .env("HOME", std::env::var_os("HOME").unwrap_or_default())
                 .env("ENCLAVE_ID", &inv.enclave_id)
-                .env("ACTION", inv.env.get("ACTION").map(String::as_str).unwrap_or(""))
+                .env(
+                    "ACTION",
+                    inv.env.get("ACTION").map(String::as_str).unwrap_or(""),
+                )
                 .env("PROVIDER_ID", &provider)
                 .env("CONFIGURATION", vars.to_string())
                 .env("MODULE_DIR", self.providers_dir.join(&provider))
@@ -125,7 +145,10 @@ impl RunnerBackend for ChildProcessRunner {
                     "WORKSPACE_DIR",
                     Self::enclave_dir(&self.data_dir, &inv.enclave_id).join("terraform"),
                 )
-                .env("PHASE_TIMEOUT_SECONDS", self.phase_timeout_seconds.to_string())
+                .env(
+                    "PHASE_TIMEOUT_SECONDS",
+                    self.phase_timeout_seconds.to_string(),
+                )
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -135,7 +158,12 @@ impl RunnerBackend for ChildProcessRunner {
             }
             let mut child = match cmd.spawn() {
                 Ok(c) => c,
-                Err(e) => return fail("Internal", format!("cannot start the runner {}: {e}", self.exe.display())),
+                Err(e) => {
+                    return fail(
+                        "Internal",
+                        format!("cannot start the runner {}: {e}", self.exe.display()),
+                    )
+                }
             };
             let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
                 return fail("Internal", "runner pipes unavailable".into());
@@ -159,13 +187,25 @@ impl RunnerBackend for ChildProcessRunner {
                     Ok(Value::Object(mut m)) if m.contains_key("log") => {
                         let l = m.remove("log").unwrap_or(Value::Null);
                         logs(vec![LogEntry {
-                            timestamp: l.get("timestamp").and_then(Value::as_str).map(str::to_string).unwrap_or_else(crate::clock::now_iso),
+                            timestamp: l
+                                .get("timestamp")
+                                .and_then(Value::as_str)
+                                .map(str::to_string)
+                                .unwrap_or_else(crate::clock::now_iso),
                             source: "ecs".into(),
-                            message: l.get("message").and_then(Value::as_str).unwrap_or_default().to_string(),
-                            fields: Some(json!({"phase": l.get("phase"), "stream": l.get("stream")})),
+                            message: l
+                                .get("message")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_string(),
+                            fields: Some(
+                                json!({"phase": l.get("phase"), "stream": l.get("stream")}),
+                            ),
                         }]);
                     }
-                    Ok(Value::Object(mut m)) if m.contains_key("result") => result = m.remove("result"),
+                    Ok(Value::Object(mut m)) if m.contains_key("result") => {
+                        result = m.remove("result")
+                    }
                     _ => logs(vec![LogEntry {
                         timestamp: crate::clock::now_iso(),
                         source: "ecs".into(),
@@ -185,7 +225,11 @@ impl RunnerBackend for ChildProcessRunner {
             RunnerOutcome {
                 task_id,
                 exit_code,
-                outputs: r.get("outputs").and_then(Value::as_object).cloned().unwrap_or_default(),
+                outputs: r
+                    .get("outputs")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default(),
                 error_type: text("error_type"),
                 error_message: text("error_message"),
             }
@@ -201,7 +245,10 @@ impl RunnerBackend for InstantRunner {
     fn run(&self, inv: RunnerInvocation, _logs: LogSink) -> BoxFuture<'_, RunnerOutcome> {
         Box::pin(async move {
             let mut outputs = Map::new();
-            outputs.insert("instance_id".into(), json!(format!("instant-{}", inv.enclave_id)));
+            outputs.insert(
+                "instance_id".into(),
+                json!(format!("instant-{}", inv.enclave_id)),
+            );
             RunnerOutcome {
                 task_id: 0,
                 exit_code: 0,
