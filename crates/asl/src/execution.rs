@@ -296,7 +296,6 @@ impl Env<'_> {
                                 self.input
                             )
                         })?,
-                        Template::Intrinsic(_) => self.template(ft)?,
                         _ => self.template(ft)?,
                     };
                     m.insert(k.clone(), v);
@@ -524,9 +523,8 @@ impl Execution {
             }
         }
         match wake {
-            Some(t) if !self.tasks.is_empty() && self.deadline == Some(t) => Poll::Idle,
-            Some(t) if self.tasks.is_empty() || self.deadline != Some(t) => Poll::WaitUntil(t),
-            _ => Poll::Idle,
+            Some(t) => Poll::WaitUntil(t),
+            None => Poll::Idle,
         }
     }
 
@@ -549,12 +547,7 @@ impl Execution {
         self.threads.clear();
     }
 
-    fn context(
-        &self,
-        th: &Thread,
-        st: Option<&InState>,
-        map_item: Option<(usize, &Value)>,
-    ) -> Value {
+    fn context(&self, st: Option<&InState>, map_item: Option<(usize, &Value)>) -> Value {
         let mut c = json!({
             "Execution": {
                 "Id": self.ctx.id,
@@ -579,7 +572,6 @@ impl Execution {
         if let Some((i, v)) = map_item {
             c["Map"] = json!({"Item": {"Index": i, "Value": v}});
         }
-        let _ = th;
         c
     }
 
@@ -724,7 +716,7 @@ impl Execution {
         };
         let At::In(st) = &th.at else { return };
         let def = &m.scope(th.scope).states[&st.name];
-        let ctx = self.context(th, Some(st), None);
+        let ctx = self.context(Some(st), None);
         let mut rng = self.rng;
         let vars = th.vars.clone();
         let raw = st.raw_input.clone();
@@ -775,7 +767,7 @@ impl Execution {
         };
         let At::In(st) = &th.at else { return };
         let def = &m.scope(th.scope).states[&st.name];
-        let ctx = self.context(th, Some(st), None);
+        let ctx = self.context(Some(st), None);
         let vars = th.vars.clone();
         let eff = st.effective.clone();
         let raw = st.raw_input.clone();
@@ -804,7 +796,7 @@ impl Execution {
                 };
                 self.rng = rng;
                 match r {
-                    Ok(r) => self.finish_state(m, id, r, None, now),
+                    Ok(r) => self.finish_state(m, id, r, now),
                     Err(e) => fail_rt!(e),
                 }
             }
@@ -961,7 +953,6 @@ impl Execution {
                     Ok(o) => o,
                     Err(e) => fail_rt!(e),
                 };
-                let _ = raw;
                 self.rng = rng;
                 self.with_state(id, |st| {
                     st.phase = Phase::Sleep {
@@ -1106,7 +1097,7 @@ impl Execution {
                     match &ms.item_selector {
                         None => inputs.push(item.clone()),
                         Some(sel) => {
-                            let ictx = self.context(th, Some(st), Some((i, item)));
+                            let ictx = self.context(Some(st), Some((i, item)));
                             let mut ienv = Env {
                                 input: &eff,
                                 ctx: &ictx,
@@ -1323,7 +1314,7 @@ impl Execution {
                 })
                 .unwrap_or(("Parallel", Vec::new()));
             self.emit(now, &format!("{ty}StateSucceeded"), json!({}));
-            self.finish_state(m, id, Value::Array(results), None, now);
+            self.finish_state(m, id, Value::Array(results), now);
         } else {
             self.spawn_children(m, id, now);
         }
@@ -1392,7 +1383,7 @@ impl Execution {
         let At::In(st) = &th.at else {
             return Err("thread is not in a state".into());
         };
-        let ctx = self.context(th, Some(st), None);
+        let ctx = self.context(Some(st), None);
         let doc = input.cloned().unwrap_or_else(|| st.effective.clone());
         let vars = th.vars.clone();
         let mut rng = self.rng;
@@ -1418,7 +1409,7 @@ impl Execution {
             return;
         };
         match result {
-            Ok(v) => self.finish_state(m, id, v, None, now),
+            Ok(v) => self.finish_state(m, id, v, now),
             Err(f) => self.state_failed(
                 m,
                 id,
@@ -1432,14 +1423,7 @@ impl Execution {
     }
 
     /// A state produced `result`: ResultSelector, Assign, ResultPath, OutputPath, then exit.
-    fn finish_state(
-        &mut self,
-        m: &StateMachine,
-        id: u64,
-        result: Value,
-        _x: Option<()>,
-        now: DateTime<Utc>,
-    ) {
+    fn finish_state(&mut self, m: &StateMachine, id: u64, result: Value, now: DateTime<Utc>) {
         let Some(th) = self.threads.get(&id) else {
             return;
         };
@@ -1477,7 +1461,7 @@ impl Execution {
             Ok(v) => v,
             Err(e) => return self.fail_runtime(m, id, &e, now),
         };
-        let ctx = self.context(th, Some(st), None);
+        let ctx = self.context(Some(st), None);
         let mut rng = self.rng;
         let out = apply_path_field(
             &def.output_path,
@@ -1616,10 +1600,6 @@ impl Execution {
                 }
             }
             return;
-        }
-        let ty = type_name(&def.kind);
-        if matches!(def.kind, Kind::Task { .. }) {
-            let _ = ty;
         }
         if let Some(t) = self.threads.get_mut(&id) {
             t.at = At::Failed(f);

@@ -373,3 +373,24 @@ fn history_events_serialize_camel_case() {
     assert_eq!(v["previousEventId"], 1);
     assert_eq!(v["details"]["name"], "P");
 }
+
+#[test]
+fn machine_is_shareable_and_execution_clones() {
+    fn assert_traits<T: Clone + Send + Sync>() {}
+    assert_traits::<StateMachine>();
+    assert_traits::<Execution>();
+}
+
+#[test]
+fn definition_errors_name_the_field() {
+    let err = match StateMachine::parse(
+        r#"{"StartAt":"C","States":{"C":{"Type":"Choice","Choices":[{"Variable":"$.x","StringEquals":"a","Next":"Gone"}]}}}"#,
+    ) {
+        Ok(_) => panic!("the dangling Next must be rejected"),
+        Err(e) => e,
+    };
+    assert_eq!(err.diagnostics[0].path, "/States/C/Choices/0/Next");
+    assert!(err
+        .to_string()
+        .contains("/States/C/Choices/0/Next: 'Gone' is not a state"));
+}
