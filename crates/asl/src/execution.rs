@@ -16,6 +16,9 @@ use std::collections::BTreeMap;
 /// Largest state output AWS accepts (256 KiB).
 const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 
+/// Largest execution history AWS allows.
+const MAX_HISTORY_EVENTS: u64 = 25_000;
+
 /// Who is running: feeds `$$.Execution.*` and `$$.StateMachine.*`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecutionContext {
@@ -485,6 +488,25 @@ impl Execution {
                     break;
                 }
                 progress |= self.step(machine, id, now);
+                if self.last_event > MAX_HISTORY_EVENTS {
+                    // AWS stops runaway executions the same way; it also guards against endless loops.
+                    let cause = format!(
+                        "The execution history exceeded the limit of {MAX_HISTORY_EVENTS} events"
+                    );
+                    self.emit(
+                        now,
+                        "ExecutionFailed",
+                        json!({"error": "States.Runtime", "cause": cause}),
+                    );
+                    self.finish(
+                        Outcome::Failed {
+                            error: Some("States.Runtime".into()),
+                            cause: Some(cause),
+                        },
+                        ExecutionStatus::Failed,
+                    );
+                    break;
+                }
             }
             if !progress || self.outcome.is_some() {
                 break;

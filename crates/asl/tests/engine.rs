@@ -394,3 +394,36 @@ fn definition_errors_name_the_field() {
         .to_string()
         .contains("/States/C/Choices/0/Next: 'Gone' is not a state"));
 }
+
+#[test]
+fn project_workflows_validate() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        println!("no workflows directory at {}; skipping", dir.display());
+        return;
+    };
+    for entry in rd.filter_map(Result::ok) {
+        let path = entry.path();
+        if !path.to_string_lossy().ends_with(".asl.json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("readable workflow");
+        if let Err(e) = StateMachine::parse(&text) {
+            panic!("{} is not a valid definition: {e}", path.display());
+        }
+    }
+}
+
+#[test]
+fn endless_loops_stop_at_the_history_limit() {
+    let m = machine(json!({
+        "StartAt": "A",
+        "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "A"}}
+    }));
+    let (out, events) = run_to_completion(&m, ctx(), json!({}), t0(), |_| Ok(json!(null)), true);
+    assert!(
+        matches!(out, Outcome::Failed { ref error, .. } if error.as_deref() == Some("States.Runtime")),
+        "{out:?}"
+    );
+    assert!(events.len() > 25_000);
+}
