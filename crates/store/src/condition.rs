@@ -71,3 +71,58 @@ impl Condition {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Map;
+
+    fn record(status: Status, version: u64) -> Enclave {
+        Enclave {
+            id: "enc_1".into(),
+            name: "n".into(),
+            description: String::new(),
+            region: String::new(),
+            wallet_address: "0xa".into(),
+            provider_id: "local".into(),
+            provider_config: Map::new(),
+            status,
+            created_at: String::new(),
+            updated_at: String::new(),
+            error_message: None,
+            error_type: None,
+            instance_id: None,
+            outputs: Map::new(),
+            version,
+        }
+    }
+
+    #[test]
+    fn every_set_part_must_hold() {
+        let r = record(Status::Deployed, 3);
+        assert!(Condition::any().check(&r).is_ok());
+        assert!(Condition::version(3).check(&r).is_ok());
+        assert!(Condition::status_in(&[Status::Paused, Status::Deployed])
+            .check(&r)
+            .is_ok());
+        let both = Condition::version(3).and_status_in(&[Status::Paused]);
+        let err = both.check(&r).unwrap_err().to_string();
+        assert!(
+            err.contains("status in [PAUSED]") && err.contains("found status DEPLOYED"),
+            "{err}"
+        );
+        let err = Condition::status_in(&[Status::Deployed])
+            .and_version(2)
+            .check(&r)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected version 2, found version 3"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_status_list_matches_nothing() {
+        assert!(Condition::status_in(&[])
+            .check(&record(Status::Failed, 1))
+            .is_err());
+    }
+}

@@ -34,3 +34,12 @@ pub use logs::LogEntry;
 pub use ports::{ChangeFeed, EnclaveTable, ExecutionJournal};
 pub use schema::SCHEMA_VERSION;
 pub use store::{Store, BUSY_TIMEOUT};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn store_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<crate::Store>();
+    }
+}

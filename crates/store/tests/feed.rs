@@ -105,6 +105,35 @@ fn commit_listener_hears_each_committed_change_and_not_refusals() {
 }
 
 #[test]
+fn writes_from_another_handle_are_seen_by_polling_not_by_the_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("treza.db");
+    let server = Store::open(&path).unwrap();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&heard);
+    server.set_commit_listener(Box::new(move |seq| sink.lock().unwrap().push(seq)));
+
+    // Stands in for the web app (or `treza keys create`) in another process.
+    let app = Store::open(&path).unwrap();
+    app.insert_enclave(&enclave("enc_app", "0xa", T0)).unwrap();
+    assert!(heard.lock().unwrap().is_empty());
+    assert_eq!(server.latest_sequence().unwrap(), 1);
+    let change = server.changes_after(0, 10).unwrap().remove(0);
+    assert_eq!(change.kind, ChangeKind::Insert);
+    assert_eq!(change.new.unwrap().id, "enc_app");
+
+    server
+        .update_enclave(
+            "enc_app",
+            &Condition::version(1),
+            T1,
+            set_status(Status::Deploying),
+        )
+        .unwrap();
+    assert_eq!(*heard.lock().unwrap(), [2]);
+}
+
+#[test]
 fn two_handles_on_one_file_lose_no_writes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("treza.db");
