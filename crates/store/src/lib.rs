@@ -3,9 +3,10 @@
 //!
 //! One SQLite file in WAL mode holds everything. The enclave record is kept
 //! as JSON text with column copies of `wallet_address`, `status`, `version`
-//! and `created_at` (indexed for the wallet and status listings). Every enclave write is an IMMEDIATE transaction that
-//! loads, checks the [`Condition`] and the lifecycle, writes, and appends its
-//! change record; so several handles or processes can write the same file.
+//! and `created_at` (indexed for the wallet and status listings). Every
+//! enclave write is an IMMEDIATE transaction that loads, checks the
+//! [`Condition`] and the lifecycle, writes, and appends its change record;
+//! so several handles or processes can write the same file.
 //!
 //! Architecture invariants:
 //! - An enclave write and its change record commit together or not at all;
