@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -158,7 +159,27 @@ enum Stream {
 enum PhaseEnd {
     Exited(ExitStatus),
     TimedOut,
+    /// The runner was asked to stop (SIGTERM/SIGINT, or its parent died).
+    Cancelled,
 }
+
+/// Set when the runner must stop: the running phase's terraform is
+/// interrupted like on a timeout, so state is released cleanly.
+static CANCEL: AtomicBool = AtomicBool::new(false);
+
+/// Asks the current run to stop as soon as terraform can be interrupted.
+/// Async-signal-safe: only stores to an atomic.
+pub fn request_cancel() {
+    CANCEL.store(true, Ordering::SeqCst);
+}
+
+fn cancelled() -> bool {
+    CANCEL.load(Ordering::SeqCst)
+}
+
+/// How long terraform waits for a state lock held by another run (a
+/// previous runner still releasing it) before failing with StateLocked.
+pub const STATE_LOCK_TIMEOUT: &str = "-lock-timeout=120s";
 
 struct Phase<'a> {
     name: &'static str,
@@ -226,36 +247,74 @@ impl Driver<'_> {
         match req.action {
             Action::Plan => phases.push(phase(
                 "plan",
-                &["plan", "-input=false", "-no-color", &plan_out],
+                &[
+                    "plan",
+                    "-input=false",
+                    "-no-color",
+                    STATE_LOCK_TIMEOUT,
+                    &plan_out,
+                ],
                 false,
             )),
             Action::Deploy => {
                 phases.push(phase(
                     "plan",
-                    &["plan", "-input=false", "-no-color", &plan_out],
+                    &[
+                        "plan",
+                        "-input=false",
+                        "-no-color",
+                        STATE_LOCK_TIMEOUT,
+                        &plan_out,
+                    ],
                     false,
                 ));
                 phases.push(phase(
                     "apply",
-                    &["apply", "-input=false", "-no-color", PLAN_FILE],
+                    &[
+                        "apply",
+                        "-input=false",
+                        "-no-color",
+                        STATE_LOCK_TIMEOUT,
+                        PLAN_FILE,
+                    ],
                     false,
                 ));
                 phases.push(phase("output", &["output", "-json", "-no-color"], true));
             }
             Action::Destroy => phases.push(phase(
                 "destroy",
-                &["destroy", "-input=false", "-no-color", "-auto-approve"],
+                &[
+                    "destroy",
+                    "-input=false",
+                    "-no-color",
+                    STATE_LOCK_TIMEOUT,
+                    "-auto-approve",
+                ],
                 false,
             )),
         }
 
         let mut outputs = Map::new();
         for p in &phases {
+            if cancelled() {
+                return RunOutcome::failed(
+                    ErrorType::Internal,
+                    format!("the runner was stopped before terraform {}", p.name),
+                    p.name,
+                );
+            }
             let (end, scan, stdout) = match self.run_phase(p) {
                 Ok(r) => r,
                 Err(e) => return RunOutcome::failed(ErrorType::Internal, e, p.name),
             };
             match end {
+                PhaseEnd::Cancelled => {
+                    return RunOutcome::failed(
+                        ErrorType::Internal,
+                        format!("the runner was stopped during terraform {}; terraform was interrupted and released the state", p.name),
+                        p.name,
+                    )
+                }
                 PhaseEnd::TimedOut => {
                     return RunOutcome::failed(
                         ErrorType::Timeout,
@@ -394,6 +453,7 @@ impl Driver<'_> {
                         self.handle_line(p, stream, &line, scan, captured);
                     }
                     return match interrupted_at {
+                        Some(_) if cancelled() => PhaseEnd::Cancelled,
                         Some(_) => PhaseEnd::TimedOut,
                         None => PhaseEnd::Exited(status),
                     };
@@ -402,6 +462,21 @@ impl Driver<'_> {
             }
             let now = Instant::now();
             match interrupted_at {
+                None if cancelled() => {
+                    self.note(
+                        p.name,
+                        &format!(
+                            "runner asked to stop; sending terraform {} SIGINT and waiting up to {}s for it to release the state",
+                            p.name,
+                            INTERRUPT_GRACE.as_secs()
+                        ),
+                    );
+                    // SAFETY: kill only sends a signal to our own child.
+                    unsafe {
+                        libc::kill(pid, libc::SIGINT);
+                    }
+                    interrupted_at = Some(now);
+                }
                 None if now >= deadline => {
                     self.note(
                         p.name,

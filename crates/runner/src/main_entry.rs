@@ -55,6 +55,7 @@ pub fn runner_main() -> i32 {
             return 2;
         }
     };
+    install_stop_handlers();
     let outcome = run(&req, &mut |line: LogLine| {
         print_json_line(&json!({ "log": line }));
     });
@@ -63,5 +64,22 @@ pub fn runner_main() -> i32 {
         0
     } else {
         1
+    }
+}
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    crate::driver::request_cancel();
+}
+
+/// SIGTERM (ECS stopping the task, or the local server dying: it sets this
+/// runner's parent-death signal) and SIGINT interrupt terraform cleanly
+/// instead of killing the runner mid-apply.
+fn install_stop_handlers() {
+    let handler: extern "C" fn(libc::c_int) = on_stop_signal;
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            libc::signal(sig, handler as libc::sighandler_t);
+        }
     }
 }

@@ -34,7 +34,11 @@ impl Drop for Server {
 }
 
 fn start_server(extra_env: &[(&str, &Path)]) -> Server {
-    let data = tempfile::tempdir().expect("tempdir");
+    start_server_in(tempfile::tempdir().expect("tempdir"), extra_env)
+}
+
+fn start_server_in(data: tempfile::TempDir, extra_env: &[(&str, &Path)]) -> Server {
+    let _ = std::fs::remove_file(data.path().join("server.json"));
     let mut cmd = Command::new(TREZA);
     cmd.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data.path())
@@ -122,6 +126,18 @@ impl Server {
             }
             assert!(Instant::now() < deadline, "enclave {id} stuck: {e}");
             std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn wait_for_step(&self, key: &str, id: &str, step: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, v) = self.call("GET", &format!("/api/enclaves/{id}"), Some(key), None);
+            if v["enclave"]["workflow"]["currentStep"] == step {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never reached {step}: {v}");
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -538,4 +554,44 @@ fn cli_create_wait_list_logs_destroy() {
         err.contains("DESTROYING") || err.contains("PENDING_DESTROY"),
         "no progress shown: {err}"
     );
+}
+
+#[test]
+fn a_server_killed_mid_deploy_resumes_and_the_enclave_settles() {
+    let s = start_server(&[]);
+    let key = s.key("0xcrash");
+    let port = free_port();
+    // A workload slow to become healthy keeps the runner busy when the server dies.
+    let script = format!(
+        "import http.server, time; time.sleep(3); http.server.test(HandlerClass=http.server.SimpleHTTPRequestHandler, port={port}, bind='127.0.0.1')"
+    );
+    let req = local_request("crash", json!(["python3", "-c", script]), port, json!({}));
+    let (code, v) = s.call("POST", "/api/enclaves", Some(&key), Some(req));
+    assert_eq!(code, 201, "{v}");
+    let id = v["enclave"]["id"].as_str().expect("id").to_string();
+    s.wait_for_step(&key, &id, "RunTerraformDeployment");
+
+    // Crash: no shutdown path runs.
+    let mut s = s;
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+    let data = std::mem::replace(&mut s.data, tempfile::tempdir().expect("tempdir"));
+    drop(s);
+
+    let s = start_server_in(data, &[]);
+    let e = s.wait_for(&key, &id, &["DEPLOYED", "FAILED"]);
+    assert_eq!(e["status"], "DEPLOYED", "{e}");
+    assert!(
+        port_open(port),
+        "resumed deploy reports DEPLOYED but nothing listens"
+    );
+    let (code, _) = s.call(
+        "PATCH",
+        &format!("/api/enclaves/{id}"),
+        Some(&key),
+        Some(json!({"action": "terminate"})),
+    );
+    assert_eq!(code, 200);
+    let e = s.wait_for(&key, &id, &["DESTROYED", "FAILED"]);
+    assert_eq!(e["status"], "DESTROYED", "{e}");
 }

@@ -141,12 +141,13 @@ impl Engine {
             .clone();
         let enclave_id = row.enclave_id.clone().unwrap_or_default();
         let mut exec: Execution = serde_json::from_value(row.snapshot)?;
+        let mut step = row.current_step.clone();
         let (tx, mut rx) =
             tokio::sync::mpsc::unbounded_channel::<(u64, Result<Value, TaskFailure>)>();
         loop {
             let poll = exec.poll(&machine, clock::now());
             let done = matches!(poll, Poll::Done(_));
-            self.persist(name, &enclave_id, &mut exec)?;
+            self.persist(name, &enclave_id, &mut exec, &mut step)?;
             match poll {
                 Poll::Tasks(tasks) => {
                     for task in tasks {
@@ -189,9 +190,18 @@ impl Engine {
         }
     }
 
-    fn persist(&self, name: &str, enclave_id: &str, exec: &mut Execution) -> anyhow::Result<()> {
+    /// Journals the snapshot and new events; `step` is the last state entered.
+    fn persist(
+        &self,
+        name: &str,
+        enclave_id: &str,
+        exec: &mut Execution,
+        step: &mut Option<String>,
+    ) -> anyhow::Result<()> {
         let events = exec.take_events();
-        let step = events.iter().rev().find_map(entered_state);
+        if let Some(s) = events.iter().rev().find_map(entered_state) {
+            *step = Some(s);
+        }
         for e in &events {
             if let Some(state) = entered_state(e) {
                 self.host.log(

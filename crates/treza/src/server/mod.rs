@@ -40,7 +40,7 @@ impl ServerConfig {
             max_concurrent_runs: 4,
             runner: None,
             providers_dir: default_providers_dir(),
-            terraform: None,
+            terraform: std::env::var_os("TREZA_TERRAFORM").map(PathBuf::from),
         }
     }
 }

@@ -156,6 +156,17 @@ impl RunnerBackend for ChildProcessRunner {
             if let Some(tf) = &self.terraform {
                 cmd.env("TREZA_TERRAFORM", tf);
             }
+            // If the server dies, the runner is told to stop (it interrupts
+            // terraform and releases the state) rather than running on unowned.
+            // SAFETY: prctl is async-signal-safe and touches only this child.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
             let mut child = match cmd.spawn() {
                 Ok(c) => c,
                 Err(e) => {
