@@ -6,8 +6,9 @@
 //! 2. One real deploy + destroy with the local provider and real Terraform:
 //!    time inside the runner (Terraform) versus the rest (treza).
 //!
-//! Set `TREZA_BENCH_REQUESTS` (default 1000) and `TREZA_BENCH_CLIENTS`
-//! (default 16). `TREZA_BENCH_SKIP_REAL=1` skips part 2.
+//! Set `TREZA_BENCH_REQUESTS` (default 1000), `TREZA_BENCH_CLIENTS`
+//! (default 16) and `TREZA_BENCH_SEQUENTIAL` (default 300, one client).
+//! `TREZA_BENCH_SKIP_REAL=1` skips part 2.
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -48,9 +49,7 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn overhead(rt: &tokio::runtime::Runtime) {
-    let n = env_usize("TREZA_BENCH_REQUESTS", 1000);
-    let clients = env_usize("TREZA_BENCH_CLIENTS", 16);
+fn overhead(rt: &tokio::runtime::Runtime, label: &str, n: usize, clients: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = ServerConfig::new(
         dir.path().to_path_buf(),
@@ -105,7 +104,13 @@ fn overhead(rt: &tokio::runtime::Runtime) {
     let per_client = n.div_ceil(clients);
     let threads: Vec<_> = (0..clients)
         .map(|c| {
-            let (url, key, body, posted) = (url.clone(), key.clone(), body.clone(), posted.clone());
+            let (url, key, body, posted, deployed) = (
+                url.clone(),
+                key.clone(),
+                body.clone(),
+                posted.clone(),
+                deployed.clone(),
+            );
             std::thread::spawn(move || {
                 for i in 0..per_client {
                     if c * per_client + i >= n {
@@ -114,7 +119,11 @@ fn overhead(rt: &tokio::runtime::Runtime) {
                     let start = Instant::now();
                     let v = post(&url, &key, &body);
                     let id = v["enclave"]["id"].as_str().expect("id").to_string();
-                    posted.lock().expect("lock").insert(id, start);
+                    posted.lock().expect("lock").insert(id.clone(), start);
+                    // A single client waits for each request to settle.
+                    while clients == 1 && !deployed.lock().expect("lock").contains_key(&id) {
+                        std::thread::sleep(Duration::from_micros(100));
+                    }
                 }
             })
         })
@@ -141,13 +150,15 @@ fn overhead(rt: &tokio::runtime::Runtime) {
         .collect();
     lat.sort_by(f64::total_cmp);
     let rps = n as f64 / elapsed.as_secs_f64();
-    println!("pipeline overhead (instant runner): {n} requests, {clients} clients");
+    println!("pipeline overhead, {label} (instant runner): {n} requests, {clients} clients");
     println!("  throughput      {rps:>10.1} requests/s (POST -> DEPLOYED)");
     println!("  latency p50     {:>10.2} ms", percentile(&lat, 0.50));
+    println!("  latency p90     {:>10.2} ms", percentile(&lat, 0.90));
     println!("  latency p99     {:>10.2} ms", percentile(&lat, 0.99));
+    println!("  latency max     {:>10.2} ms", percentile(&lat, 1.0));
     println!(
         "{}",
-        json!({"bench": "pipeline_overhead", "requests": n, "clients": clients, "requests_per_s": rps,
+        json!({"bench": "pipeline_overhead", "load": label, "requests": n, "clients": clients, "requests_per_s": rps,
                "p50_ms": percentile(&lat, 0.50), "p99_ms": percentile(&lat, 0.99)})
     );
     rt.block_on(handle.shutdown());
@@ -254,7 +265,17 @@ fn main() {
         return;
     }
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    overhead(&rt);
+    // Throughput: many clients posting as fast as they can (latency here
+    // includes queueing behind the other requests).
+    let n = env_usize("TREZA_BENCH_REQUESTS", 1000);
+    overhead(&rt, "saturated", n, env_usize("TREZA_BENCH_CLIENTS", 16));
+    // treza's own per-request overhead: one request at a time.
+    overhead(
+        &rt,
+        "one at a time",
+        env_usize("TREZA_BENCH_SEQUENTIAL", 300),
+        1,
+    );
     if std::env::var_os("TREZA_BENCH_SKIP_REAL").is_none() {
         real_deploy(&rt);
     }

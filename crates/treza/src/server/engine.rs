@@ -12,7 +12,7 @@ use treza_asl::{
     TaskFailure,
 };
 use treza_core::{Workflow, WorkflowStart};
-use treza_store::{CreateOutcome, NewExecution, Store};
+use treza_store::{CreateOutcome, LogEntry, NewExecution, Store};
 
 pub struct Engine {
     store: Arc<Store>,
@@ -199,18 +199,27 @@ impl Engine {
         step: &mut Option<String>,
     ) -> anyhow::Result<()> {
         let events = exec.take_events();
+        if events.is_empty() {
+            // Nothing happened since the last snapshot.
+            return Ok(());
+        }
         if let Some(s) = events.iter().rev().find_map(entered_state) {
             *step = Some(s);
         }
-        for e in &events {
-            if let Some(state) = entered_state(e) {
-                self.host.log(
-                    enclave_id,
-                    "stepfunctions",
-                    format!("{}: {state}", e.r#type),
-                    None,
-                );
-            }
+        let now = clock::now_iso();
+        let entries: Vec<LogEntry> = events
+            .iter()
+            .filter_map(|e| {
+                entered_state(e).map(|state| LogEntry {
+                    timestamp: now.clone(),
+                    source: "stepfunctions".into(),
+                    message: format!("{}: {state}", e.r#type),
+                    fields: None,
+                })
+            })
+            .collect();
+        if !entries.is_empty() && !enclave_id.is_empty() {
+            self.store.append_logs(enclave_id, &entries)?;
         }
         let events: Vec<Value> = events
             .iter()
