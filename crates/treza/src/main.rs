@@ -44,6 +44,11 @@ enum Command {
         #[command(flatten)]
         opts: ClientOpts,
     },
+    /// Validate, run and benchmark Step Functions state machines locally (no AWS account needed).
+    Asl {
+        #[command(subcommand)]
+        command: cli::asl::AslCommand,
+    },
     /// The Terraform runner (what the ECS task runs); configured by environment variables.
     #[command(hide = true)]
     Runner,
@@ -82,6 +87,7 @@ fn main() -> ExitCode {
         Command::Keys { command, opts } => {
             cli::keys(command, &opts).map_or_else(|e| fail(&e), |()| ExitCode::SUCCESS)
         }
+        Command::Asl { command } => ExitCode::from(cli::asl::run(command)),
         Command::Enclave { command, opts } => match cli::enclave(command, &opts) {
             Ok(code) => ExitCode::from(code),
             Err(e) => fail(&e),

@@ -1,6 +1,7 @@
 //! The command line: `treza up`, `treza keys`, and `treza enclave ...`, a
 //! client of the HTTP API.
 
+pub mod asl;
 mod client;
 mod progress;
 
