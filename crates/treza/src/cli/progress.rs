@@ -127,7 +127,7 @@ pub fn describe(e: &Value) -> String {
     }
     if let Some(o) = e.get("outputs").and_then(Value::as_object) {
         for (k, v) in o {
-            out.push_str(&format!("output.{k:<7} {v}\n"));
+            out.push_str(&format!("{:<14} {v}\n", format!("output.{k}")));
         }
     }
     out

@@ -237,8 +237,8 @@ impl Host {
             let mut map = self.per_enclave.lock().unwrap_or_else(|p| p.into_inner());
             map.entry(enclave_id.clone()).or_default().clone()
         };
-        let _one = lock.lock().await;
-        let _slot = self
+        let one = lock.lock().await;
+        let slot = self
             .runs
             .acquire()
             .await
@@ -308,6 +308,14 @@ impl Host {
             });
         if let Err(e) = write {
             tracing::error!(enclave = %enclave_id, error = %e, "cannot record the runner's result");
+        }
+        drop((one, slot));
+        {
+            // Forget the enclave's lock unless another run holds or awaits it.
+            let mut map = self.per_enclave.lock().unwrap_or_else(|p| p.into_inner());
+            if Arc::strong_count(&lock) == 2 {
+                map.remove(&enclave_id);
+            }
         }
         if outcome.exit_code == 0 {
             self.log(

@@ -24,7 +24,16 @@ pub fn process_batch(store: &Store, engine: &Arc<Engine>) -> anyhow::Result<usiz
                 "action": start.workflow.action(),
                 "version": new.version,
             });
-            engine.start(&start, input)?;
+            if let Err(e) = engine.start(&start, input) {
+                // A name taken by different input can never start: skip it
+                // rather than block the feed behind it.
+                match e.downcast_ref::<treza_store::StoreError>() {
+                    Some(treza_store::StoreError::ExecutionAlreadyExists { .. }) => {
+                        tracing::warn!(execution = %start.execution_name, error = %e, "change skipped");
+                    }
+                    _ => return Err(e),
+                }
+            }
         }
     }
     if let Some(last) = batch.last() {
