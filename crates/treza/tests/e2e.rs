@@ -595,3 +595,67 @@ fn a_server_killed_mid_deploy_resumes_and_the_enclave_settles() {
     let e = s.wait_for(&key, &id, &["DESTROYED", "FAILED"]);
     assert_eq!(e["status"], "DESTROYED", "{e}");
 }
+
+#[test]
+fn pause_stops_the_workload_and_resume_brings_it_back_healthy() {
+    let s = start_server(&[]);
+    let key = s.key("0xpause");
+    let port = free_port();
+    let (code, v) = s.call(
+        "POST",
+        "/api/enclaves",
+        Some(&key),
+        Some(local_request("p", http_server(port), port, json!({}))),
+    );
+    assert_eq!(code, 201, "{v}");
+    let id = v["enclave"]["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        s.wait_for(&key, &id, &["DEPLOYED", "FAILED"])["status"],
+        "DEPLOYED"
+    );
+    let path = format!("/api/enclaves/{id}");
+
+    let (code, v) = s.call(
+        "PATCH",
+        &path,
+        Some(&key),
+        Some(json!({"action": "resume"})),
+    );
+    assert_eq!(code, 409, "resume of a DEPLOYED enclave: {v}");
+    assert_eq!(v["field"], "status");
+
+    let (code, v) = s.call("PATCH", &path, Some(&key), Some(json!({"action": "pause"})));
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["enclave"]["status"], "PAUSING");
+    assert_eq!(
+        s.wait_for(&key, &id, &["PAUSED", "FAILED"])["status"],
+        "PAUSED"
+    );
+    assert!(!port_open(port), "PAUSED but the workload still answers");
+
+    let (code, v) = s.call(
+        "PATCH",
+        &path,
+        Some(&key),
+        Some(json!({"action": "resume"})),
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        s.wait_for(&key, &id, &["DEPLOYED", "FAILED"])["status"],
+        "DEPLOYED"
+    );
+    assert!(port_open(port), "resumed to DEPLOYED but nothing listens");
+
+    let (code, _) = s.call(
+        "PATCH",
+        &path,
+        Some(&key),
+        Some(json!({"action": "terminate"})),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(
+        s.wait_for(&key, &id, &["DESTROYED", "FAILED"])["status"],
+        "DESTROYED"
+    );
+    assert!(!port_open(port));
+}

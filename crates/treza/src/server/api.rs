@@ -290,14 +290,16 @@ async fn patch_enclave(
             Status::PendingDestroy,
             "termination requested",
         ),
-        Some("pause") | Some("resume") => {
+        Some(action @ ("pause" | "resume")) if current.provider_id != "local" => {
             return Err(ApiError::field(
                 StatusCode::BAD_REQUEST,
                 "action",
                 "unsupported",
-                "pause and resume are not available yet; the supported action is terminate",
+                format!("{action} is available for the local provider on this server; this enclave uses '{}'", current.provider_id),
             ))
         }
+        Some("pause") => (&[Status::Deployed], Status::Pausing, "pause requested"),
+        Some("resume") => (&[Status::Paused], Status::Resuming, "resume requested"),
         other => {
             return Err(ApiError::field(
                 StatusCode::BAD_REQUEST,

@@ -6,6 +6,7 @@ pub mod dynamo;
 pub mod engine;
 pub mod functions;
 pub mod host;
+pub mod monitor;
 pub mod runner;
 pub mod stream;
 
@@ -30,6 +31,8 @@ pub struct ServerConfig {
     pub runner: Option<Arc<dyn runner::RunnerBackend>>,
     pub providers_dir: PathBuf,
     pub terraform: Option<PathBuf>,
+    /// The binary implementing `workload start|stop` (default: this executable).
+    pub supervisor: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -41,6 +44,7 @@ impl ServerConfig {
             runner: None,
             providers_dir: default_providers_dir(),
             terraform: std::env::var_os("TREZA_TERRAFORM").map(PathBuf::from),
+            supervisor: None,
         }
     }
 }
@@ -98,14 +102,19 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<ServerHandle> {
     let data_dir = std::fs::canonicalize(&config.data_dir)?;
     let store = Arc::new(Store::open(&database_path(&data_dir)).context("cannot open the store")?);
     let wake = Arc::new(Notify::new());
+    let wake_monitor = Arc::new(Notify::new());
     {
-        let wake = wake.clone();
-        store.set_commit_listener(Box::new(move |_| wake.notify_one()));
+        let (wake, wake_monitor) = (wake.clone(), wake_monitor.clone());
+        store.set_commit_listener(Box::new(move |_| {
+            wake.notify_one();
+            wake_monitor.notify_one();
+        }));
     }
+    let exe = std::env::current_exe().context("cannot locate the treza executable")?;
     let runner: Arc<dyn runner::RunnerBackend> = match config.runner {
         Some(r) => r,
         None => Arc::new(runner::ChildProcessRunner::new(
-            std::env::current_exe().context("cannot locate the treza executable")?,
+            exe.clone(),
             config.providers_dir.clone(),
             data_dir.clone(),
             config.terraform.clone(),
@@ -123,6 +132,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<ServerHandle> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let data_dir_for_monitor = data_dir.clone();
     let app = api::router(AppState {
         store: store.clone(),
         data_dir,
@@ -139,11 +149,17 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<ServerHandle> {
         }
     });
     let stream = tokio::spawn(stream::run(store.clone(), engine, wake));
+    let monitor = Arc::new(monitor::Monitor::new(
+        store.clone(),
+        config.supervisor.unwrap_or(exe),
+        data_dir_for_monitor,
+    ));
+    let monitor = tokio::spawn(monitor.run(wake_monitor));
     Ok(ServerHandle {
         addr,
         store,
         resumed,
         shutdown: Some(tx),
-        tasks: vec![stream, http],
+        tasks: vec![stream, monitor, http],
     })
 }

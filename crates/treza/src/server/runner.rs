@@ -83,15 +83,7 @@ impl ChildProcessRunner {
                     "enclave_id": enclave_id,
                     "supervisor": self.exe.to_string_lossy(),
                     "workload_dir": workload_dir.to_string_lossy(),
-                    "workload": {
-                        "command": config.get("command").cloned().unwrap_or(json!([])),
-                        "environment": config.get("environmentVariables").cloned().unwrap_or(json!({})),
-                        "workload_type": config.get("workloadType").cloned().unwrap_or(json!("service")),
-                        "expose_ports": config.get("exposePorts").cloned().unwrap_or(json!([])),
-                        "health_check_path": config.get("healthCheckPath").cloned().unwrap_or(json!("/")),
-                        "health_check_interval": config.get("healthCheckInterval").cloned().unwrap_or(json!(10)),
-                        "startup_timeout_seconds": config.get("startupTimeoutSeconds").cloned().unwrap_or(json!(60)),
-                    },
+                    "workload": local_workload_spec(config),
                 }))
             }
             other => Err(format!(
@@ -246,6 +238,21 @@ impl RunnerBackend for ChildProcessRunner {
             }
         })
     }
+}
+
+/// The local provider's `workload` variable (the supervisor's spec) from a
+/// validated provider configuration (camelCase, as `ProviderConfig` serializes).
+pub fn local_workload_spec(config: &Value) -> Value {
+    let get = |k: &str, default: Value| config.get(k).cloned().unwrap_or(default);
+    json!({
+        "command": get("command", json!([])),
+        "environment": get("environmentVariables", json!({})),
+        "workload_type": get("workloadType", json!("service")),
+        "expose_ports": get("exposePorts", json!([])),
+        "health_check_path": get("healthCheckPath", json!("/")),
+        "health_check_interval": get("healthCheckInterval", json!(10)),
+        "startup_timeout_seconds": get("startupTimeoutSeconds", json!(60)),
+    })
 }
 
 /// A runner that succeeds at once: used by the pipeline benchmark only, to

@@ -1,0 +1,151 @@
+//! The status monitor: moves PAUSING and RESUMING enclaves of the local
+//! provider by stopping and starting their workload through its supervisor,
+//! the way the original system's scheduled status-monitor Lambda stopped and
+//! started EC2 instances. Resume waits for the health check: an enclave is
+//! DEPLOYED again only when its workload answers (and, unlike the original,
+//! resume restarts the workload itself, not just the host).
+
+use super::runner::{local_workload_spec, ChildProcessRunner};
+use crate::clock;
+use serde_json::json;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use treza_core::{Enclave, Status};
+use treza_store::{Condition, LogEntry, Store};
+
+pub struct Monitor {
+    pub store: Arc<Store>,
+    /// The binary implementing `workload start|stop` (this one).
+    pub supervisor: PathBuf,
+    pub data_dir: PathBuf,
+    busy: Mutex<HashSet<String>>,
+}
+
+/// How often the monitor looks, besides being woken by commits.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
+
+impl Monitor {
+    pub fn new(store: Arc<Store>, supervisor: PathBuf, data_dir: PathBuf) -> Self {
+        Monitor {
+            store,
+            supervisor,
+            data_dir,
+            busy: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub async fn run(self: Arc<Self>, wake: Arc<Notify>) {
+        loop {
+            if let Err(e) = self.sweep() {
+                tracing::error!(error = %e, "status monitor");
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
+            }
+        }
+    }
+
+    fn sweep(self: &Arc<Self>) -> anyhow::Result<()> {
+        for (status, action) in [(Status::Pausing, "stop"), (Status::Resuming, "start")] {
+            for e in self.store.list_enclaves(None, Some(status))? {
+                if e.provider_id != "local" {
+                    continue;
+                }
+                if !self
+                    .busy
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(e.id.clone())
+                {
+                    continue;
+                }
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let id = e.id.clone();
+                    if let Err(err) = me.transition(e, action).await {
+                        tracing::error!(enclave = %id, error = %err, "status monitor");
+                    }
+                    me.busy
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id);
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn transition(&self, e: Enclave, action: &'static str) -> anyhow::Result<()> {
+        let config = treza_core::validate_provider_config(&e.provider_id, &e.provider_config)
+            .map_err(|errs| anyhow::anyhow!("stored configuration no longer validates: {errs}"))?;
+        let spec = local_workload_spec(&serde_json::to_value(&config)?);
+        let dir = ChildProcessRunner::enclave_dir(&self.data_dir, &e.id).join("workload");
+        self.log(
+            &e.id,
+            "lambda",
+            format!("status monitor: workload {action}"),
+        );
+        let out = tokio::process::Command::new(&self.supervisor)
+            .args(["workload", action])
+            .env("TREZA_WORKLOAD_DIR", &dir)
+            .env("TREZA_WORKLOAD_SPEC", spec.to_string())
+            .env("TREZA_ENCLAVE_ID", &e.id)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (next, error) = match (e.status, out.status.success()) {
+            (Status::Pausing, true) => (Status::Paused, None),
+            (Status::Resuming, true) => (Status::Deployed, None),
+            _ => {
+                let reason = stderr
+                    .lines()
+                    .find_map(|l| l.strip_prefix("treza-workload: error: "))
+                    .unwrap_or("the workload supervisor failed")
+                    .to_string();
+                (Status::Failed, Some(reason))
+            }
+        };
+        let cond = Condition {
+            expected_version: Some(e.version),
+            expected_status: Some(vec![e.status]),
+        };
+        self.store
+            .update_enclave(&e.id, &cond, &clock::now_iso(), |r| {
+                r.status = next;
+                if let Some(msg) = &error {
+                    r.error_type = Some("WorkloadFailed".into());
+                    r.error_message = Some(msg.clone());
+                }
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .map_err(|err| anyhow::anyhow!("cannot record {next}: {err}"))?;
+        let source = if error.is_some() { "errors" } else { "lambda" };
+        self.log(
+            &e.id,
+            source,
+            format!(
+                "status monitor: {} -> {next}{}",
+                e.status,
+                error.map(|m| format!(": {m}")).unwrap_or_default()
+            ),
+        );
+        Ok(())
+    }
+
+    fn log(&self, id: &str, source: &str, message: String) {
+        let entry = LogEntry {
+            timestamp: clock::now_iso(),
+            source: source.into(),
+            message,
+            fields: Some(json!({"function": "treza-status-monitor"})),
+        };
+        if let Err(e) = self.store.append_logs(id, &[entry]) {
+            tracing::error!(error = %e, "cannot store a log entry");
+        }
+    }
+}
