@@ -19,6 +19,8 @@
 mod choice;
 mod definition;
 mod execution;
+#[doc(hidden)]
+pub mod fuzzing;
 mod intrinsic;
 mod path;
 
