@@ -412,6 +412,11 @@ impl Execution {
         self.status
     }
 
+    /// The execution's input, as started.
+    pub fn input(&self) -> &Value {
+        &self.input
+    }
+
     /// The final outcome, once there is one.
     pub fn outcome(&self) -> Option<&Outcome> {
         self.outcome.as_ref()

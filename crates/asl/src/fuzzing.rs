@@ -25,7 +25,14 @@ pub fn definition(text: &str) {
         role_arn: None,
     };
     let input = serde_json::json!({"a": [1, 2, {"b": "c"}], "n": 3, "s": "x"});
-    let _ = run_to_completion(&machine, ctx, input, start, |t| Ok(t.parameters.clone()), true);
+    let _ = run_to_completion(
+        &machine,
+        ctx,
+        input,
+        start,
+        |t| Ok(t.parameters.clone()),
+        true,
+    );
 }
 
 /// Parses a JsonPath and evaluates it against `doc`; a definite path is also

@@ -6,6 +6,11 @@
 //! [`TaskRequest`]s it returns, report results with
 //! [`Execution::complete_task`], and sleep until [`Poll::WaitUntil`] says so.
 //!
+//! A host that starts executions by name (StartExecution) can keep them in
+//! [`Executions`], which applies Step Functions' idempotency rule: the same
+//! name and input as a running execution is that execution; anything else
+//! is `ExecutionAlreadyExists`.
+//!
 //! Architecture invariant: this crate does no IO, spawns no threads, never
 //! reads the clock and never sleeps (except the opt-in real-time mode of the
 //! [`run_to_completion`] convenience). Given the same definition, inputs,
@@ -23,9 +28,11 @@ mod execution;
 pub mod fuzzing;
 mod intrinsic;
 mod path;
+mod registry;
 
 pub use definition::{DefinitionError, Diagnostic, StateMachine};
 pub use execution::{
     run_to_completion, Execution, ExecutionContext, ExecutionStatus, HistoryEvent, Outcome, Poll,
     TaskFailure, TaskRequest,
 };
+pub use registry::{check_execution_name, Executions, StartError, Started};
