@@ -13,11 +13,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
-/// Largest state output AWS accepts (256 KiB).
-const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+/// Largest execution input or state output AWS accepts (256 KiB of JSON text);
+/// a larger state output fails the state with `States.DataLimitExceeded`.
+pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 
-/// Largest execution history AWS allows.
-const MAX_HISTORY_EVENTS: u64 = 25_000;
+/// Largest execution history AWS allows; past it the execution fails.
+pub const MAX_HISTORY_EVENTS: u64 = 25_000;
 
 /// Who is running: feeds `$$.Execution.*` and `$$.StateMachine.*`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -42,6 +42,15 @@ const FUNCTIONS: &[&str] = &[
     "States.UUID",
 ];
 
+/// Most intrinsic calls one field may hold, nested ones included (AWS: 10).
+pub const MAX_CALLS_PER_FIELD: usize = 10;
+
+/// Longest string States.Base64Encode, States.Base64Decode and States.Hash accept.
+pub const MAX_STRING_ARG_CHARS: usize = 10_000;
+
+/// Most items States.ArrayRange may produce.
+pub const MAX_RANGE_ITEMS: usize = 1000;
+
 /// True when `s` looks like an intrinsic call (`States.X(`).
 pub fn looks_like_call(s: &str) -> bool {
     s.trim_start().starts_with("States.") && s.contains('(')
@@ -55,6 +64,7 @@ impl Call {
             chars: &chars,
             pos: 0,
             text,
+            calls: 0,
         };
         p.ws();
         let call = p.call()?;
@@ -72,6 +82,8 @@ struct CallParser<'a> {
     chars: &'a [char],
     pos: usize,
     text: &'a str,
+    /// Calls seen so far; also bounds the parser's recursion.
+    calls: usize,
 }
 
 impl CallParser<'_> {
@@ -101,6 +113,13 @@ impl CallParser<'_> {
         let name: String = self.chars[start..self.pos].iter().collect();
         if !FUNCTIONS.contains(&name.as_str()) {
             return Err(format!("unknown intrinsic function '{name}'"));
+        }
+        self.calls += 1;
+        if self.calls > MAX_CALLS_PER_FIELD {
+            return Err(format!(
+                "'{}' holds more than {MAX_CALLS_PER_FIELD} intrinsic function calls (the limit for one field, nested calls included)",
+                self.text
+            ));
         }
         self.ws();
         if self.peek() != Some('(') {
@@ -237,6 +256,16 @@ pub fn eval(call: &Call, env: &mut dyn Env) -> Result<Value, String> {
         }
     };
     let bad = |what: &str| format!("{name}: {what}");
+    let limited = |s: &str| -> Result<(), String> {
+        let n = s.chars().count();
+        if n > MAX_STRING_ARG_CHARS {
+            Err(format!(
+                "{name}: the input string has {n} characters; the limit is {MAX_STRING_ARG_CHARS}"
+            ))
+        } else {
+            Ok(())
+        }
+    };
     match name {
         "States.Format" => {
             let Some(Value::String(tpl)) = args.first() else {
@@ -293,8 +322,10 @@ pub fn eval(call: &Call, env: &mut dyn Env) -> Result<Value, String> {
             let mut i = start;
             while (step > 0 && i <= end) || (step < 0 && i >= end) {
                 out.push(Value::from(i));
-                if out.len() > 1000 {
-                    return Err(bad("the range has more than 1000 items"));
+                if out.len() > MAX_RANGE_ITEMS {
+                    return Err(bad(&format!(
+                        "the range has more than {MAX_RANGE_ITEMS} items"
+                    )));
                 }
                 i += step;
             }
@@ -329,6 +360,7 @@ pub fn eval(call: &Call, env: &mut dyn Env) -> Result<Value, String> {
         "States.Base64Encode" => {
             arity(1)?;
             let s = str_arg(&args[0]).ok_or_else(|| bad("expects a string"))?;
+            limited(s)?;
             Ok(Value::String(
                 base64::engine::general_purpose::STANDARD.encode(s.as_bytes()),
             ))
@@ -336,6 +368,7 @@ pub fn eval(call: &Call, env: &mut dyn Env) -> Result<Value, String> {
         "States.Base64Decode" => {
             arity(1)?;
             let s = str_arg(&args[0]).ok_or_else(|| bad("expects a string"))?;
+            limited(s)?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(s.as_bytes())
                 .map_err(|e| bad(&format!("invalid base64: {e}")))?;
@@ -350,6 +383,7 @@ pub fn eval(call: &Call, env: &mut dyn Env) -> Result<Value, String> {
                 Value::Null => return Err(bad("data must not be null")),
                 other => other.to_string(),
             };
+            limited(&data)?;
             let alg = str_arg(&args[1]).ok_or_else(|| bad("algorithm must be a string"))?;
             let hex = match alg {
                 "MD5" => to_hex(&md5::Md5::digest(data.as_bytes())),
@@ -615,6 +649,41 @@ mod tests {
         );
         let u = run("States.UUID()", json!({})).expect("uuid");
         assert_eq!(u.as_str().map(str::len), Some(36));
+    }
+
+    #[test]
+    fn a_field_holds_at_most_ten_calls() {
+        // Nine calls, as in AWS's documented example, are fine; eleven are not.
+        let nine = "States.Format('{}.{}.{}', States.ArrayGetItem(States.StringSplit(States.ArrayGetItem(States.StringSplit($.a, '/'), 2), '.'), 0), States.ArrayGetItem(States.StringSplit(States.ArrayGetItem(States.StringSplit($.a, '/'), 2), '.'), 1))";
+        assert!(Call::parse(nine).is_ok());
+        let ten = format!("{}1{}", "States.Array(".repeat(10), ")".repeat(10));
+        assert!(Call::parse(&ten).is_ok());
+        let eleven = format!("{}1{}", "States.Array(".repeat(11), ")".repeat(11));
+        let e = Call::parse(&eleven).expect_err("too many calls");
+        assert!(e.contains("more than 10 intrinsic function calls"), "{e}");
+        // Deep nesting is refused early instead of exhausting the stack.
+        let deep = format!(
+            "{}1{}",
+            "States.Array(".repeat(100_000),
+            ")".repeat(100_000)
+        );
+        assert!(Call::parse(&deep).is_err());
+    }
+
+    #[test]
+    fn string_arguments_are_limited_to_ten_thousand_characters() {
+        let ok = "a".repeat(MAX_STRING_ARG_CHARS);
+        let big = "a".repeat(MAX_STRING_ARG_CHARS + 1);
+        for f in ["States.Base64Encode($.s)", "States.Hash($.s, 'MD5')"] {
+            assert!(run(f, json!({ "s": ok })).is_ok(), "{f}");
+            let e = run(f, json!({ "s": big })).expect_err("over the limit");
+            assert!(e.contains("the limit is 10000"), "{f}: {e}");
+        }
+        let e = run("States.Base64Decode($.s)", json!({ "s": big })).expect_err("limit");
+        assert!(e.contains("the limit is 10000"), "{e}");
+        let e = run("States.ArrayRange(0, 1000, 1)", json!({})).expect_err("1001 items");
+        assert!(e.contains("more than 1000 items"), "{e}");
+        assert!(run("States.ArrayRange(1, 1000, 1)", json!({})).is_ok());
     }
 
     #[test]

@@ -11,6 +11,14 @@
 //! name and input as a running execution is that execution; anything else
 //! is `ExecutionAlreadyExists`.
 //!
+//! Limits follow AWS: a state output over [`MAX_PAYLOAD_BYTES`] fails with
+//! `States.DataLimitExceeded` (which `States.ALL` does not catch) and
+//! [`Executions::start`] refuses a larger input; more than [`MAX_HISTORY_EVENTS`] history
+//! events fail the execution; a field may hold at most 10 intrinsic calls
+//! (a definition error). A failing intrinsic (bad argument, an input over
+//! its limit) raises `States.Runtime`, the name AWS reports for payload
+//! template failures, rather than the spec's `States.IntrinsicFailure`.
+//!
 //! Architecture invariant: this crate does no IO, spawns no threads, never
 //! reads the clock and never sleeps (except the opt-in real-time mode of the
 //! [`run_to_completion`] convenience). Given the same definition, inputs,
@@ -33,6 +41,6 @@ mod registry;
 pub use definition::{DefinitionError, Diagnostic, StateMachine};
 pub use execution::{
     run_to_completion, Execution, ExecutionContext, ExecutionStatus, HistoryEvent, Outcome, Poll,
-    TaskFailure, TaskRequest,
+    TaskFailure, TaskRequest, MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES,
 };
 pub use registry::{check_execution_name, Executions, StartError, Started};

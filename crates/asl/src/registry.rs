@@ -2,7 +2,7 @@
 //! machine keyed by name, started idempotently as Step Functions does.
 
 use crate::definition::StateMachine;
-use crate::execution::{Execution, ExecutionContext, ExecutionStatus};
+use crate::execution::{Execution, ExecutionContext, ExecutionStatus, MAX_PAYLOAD_BYTES};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -24,6 +24,8 @@ pub enum StartError {
     ExecutionAlreadyExists { name: String, why: &'static str },
     #[error("InvalidName: execution name '{name}' {rule}")]
     InvalidName { name: String, rule: &'static str },
+    #[error("InvalidExecutionInput: the input is {bytes} bytes of JSON; the limit is {MAX_PAYLOAD_BYTES}")]
+    InvalidExecutionInput { bytes: usize },
 }
 
 /// The executions of one state machine, by name. Follows Step Functions
@@ -82,6 +84,10 @@ impl Executions {
             name: name.to_string(),
             rule,
         })?;
+        let bytes = serde_json::to_string(&input).map_or(usize::MAX, |t| t.len());
+        if bytes > MAX_PAYLOAD_BYTES {
+            return Err(StartError::InvalidExecutionInput { bytes });
+        }
         if let Some(existing) = self.by_name.get(name) {
             let why = if existing.status() != ExecutionStatus::Running {
                 "and has finished"
@@ -176,6 +182,23 @@ mod tests {
             Err(StartError::ExecutionAlreadyExists { why, .. }) if why.contains("finished")
         ));
         assert_eq!(r.running().count(), 0);
+    }
+
+    #[test]
+    fn inputs_over_256_kib_are_refused() {
+        let mut r = registry();
+        let now = Utc::now();
+        // A JSON string adds two quote characters.
+        let fits = json!("x".repeat(MAX_PAYLOAD_BYTES - 2));
+        assert_eq!(r.start("fits", fits, now), Ok(Started::New));
+        let big = json!("x".repeat(MAX_PAYLOAD_BYTES - 1));
+        assert_eq!(
+            r.start("big", big, now),
+            Err(StartError::InvalidExecutionInput {
+                bytes: MAX_PAYLOAD_BYTES + 1
+            })
+        );
+        assert!(r.get("big").is_none());
     }
 
     #[test]

@@ -427,3 +427,66 @@ fn endless_loops_stop_at_the_history_limit() {
     );
     assert!(events.len() > 25_000);
 }
+
+#[test]
+fn state_output_over_256_kib_fails_with_data_limit_exceeded_which_all_does_not_catch() {
+    use treza_asl::MAX_PAYLOAD_BYTES;
+    let m = machine(json!({
+        "StartAt": "Double",
+        "States": {
+            "Double": {
+                "Type": "Parallel",
+                "Branches": [
+                    {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}},
+                    {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}
+                ],
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+                "End": true
+            },
+            "Caught": {"Type": "Succeed"}
+        }
+    }));
+    // Each branch output fits; the Parallel result (two copies) does not.
+    let half = json!({"s": "x".repeat(MAX_PAYLOAD_BYTES / 2)});
+    let (out, _) = run_to_completion(&m, ctx(), half, t0(), |_| Ok(json!(null)), true);
+    assert!(
+        matches!(out, Outcome::Failed { ref error, ref cause }
+            if error.as_deref() == Some("States.DataLimitExceeded")
+            && cause.as_deref().is_some_and(|c| c.contains("Double"))),
+        "{out:?}"
+    );
+    let small = json!({"s": "x".repeat(MAX_PAYLOAD_BYTES / 4)});
+    let (out, _) = run_to_completion(&m, ctx(), small, t0(), |_| Ok(json!(null)), true);
+    assert!(matches!(out, Outcome::Succeeded { .. }), "{out:?}");
+}
+
+#[test]
+fn intrinsic_limits_surface_as_definition_errors_and_runtime_failures() {
+    let eleven = format!("{}1{}", "States.Array(".repeat(11), ")".repeat(11));
+    let def = json!({"StartAt": "P", "States": {"P": {
+        "Type": "Pass", "Parameters": {"x.$": eleven}, "End": true}}});
+    let err = StateMachine::from_value(&def).expect_err("too many calls");
+    assert!(
+        err.diagnostics
+            .iter()
+            .any(|d| d.path.starts_with("/States/P/Parameters")
+                && d.message.contains("more than 10")),
+        "{err}"
+    );
+    let m = machine(json!({"StartAt": "P", "States": {"P": {
+        "Type": "Pass", "Parameters": {"x.$": "States.Base64Encode($.s)"}, "End": true}}}));
+    let (out, _) = run_to_completion(
+        &m,
+        ctx(),
+        json!({"s": "a".repeat(10_001)}),
+        t0(),
+        |_| Ok(json!(null)),
+        true,
+    );
+    assert!(
+        matches!(out, Outcome::Failed { ref error, ref cause }
+            if error.as_deref() == Some("States.Runtime")
+            && cause.as_deref().is_some_and(|c| c.contains("the limit is 10000"))),
+        "{out:?}"
+    );
+}

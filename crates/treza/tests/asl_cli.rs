@@ -167,7 +167,13 @@ fn unusable_definitions_and_inputs_exit_two_with_nothing_on_stdout() {
     std::fs::write(&not_json, "{oops").expect("write");
     let not_json = not_json.to_string_lossy().into_owned();
 
+    let huge = write(
+        dir.path(),
+        "huge.json",
+        &json!({"s": "x".repeat(256 * 1024)}),
+    );
     for args in [
+        vec!["asl", "run", good.as_str(), "--input", huge.as_str()],
         vec!["asl", "run", bad.as_str()],
         vec!["asl", "run", good.as_str(), "--input", not_json.as_str()],
         vec!["asl", "run", "/nonexistent/definition.json"],

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use treza_asl::{
     run_to_completion, DefinitionError, ExecutionContext, HistoryEvent, Outcome, StateMachine,
-    TaskFailure, TaskRequest,
+    TaskFailure, TaskRequest, MAX_PAYLOAD_BYTES,
 };
 
 const TASK_RESULTS_HELP: &str = "\
@@ -147,8 +147,17 @@ fn read_input(path: Option<&Path>) -> anyhow::Result<Value> {
         return Ok(Value::Object(Map::new()));
     };
     let text = read_text(path)?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("the input {} is not valid JSON", path.display()))
+    let value: Value = serde_json::from_str(&text)
+        .with_context(|| format!("the input {} is not valid JSON", path.display()))?;
+    // Measured compact, as Step Functions measures the input string.
+    let bytes = value.to_string().len();
+    if bytes > MAX_PAYLOAD_BYTES {
+        bail!(
+            "the input {} is {bytes} bytes of JSON; Step Functions accepts at most {MAX_PAYLOAD_BYTES} (InvalidExecutionInput)",
+            path.display()
+        );
+    }
+    Ok(value)
 }
 
 fn diagnostics_text(e: &DefinitionError) -> String {
