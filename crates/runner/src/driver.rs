@@ -177,9 +177,59 @@ fn cancelled() -> bool {
     CANCEL.load(Ordering::SeqCst)
 }
 
-/// How long terraform waits for a state lock held by another run (a
-/// previous runner still releasing it) before failing with StateLocked.
-pub const STATE_LOCK_TIMEOUT: &str = "-lock-timeout=120s";
+/// One terraform invocation of a run: phase name, argv (after `terraform`),
+/// and whether stdout is captured instead of logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseCommand {
+    pub name: &'static str,
+    pub args: Vec<String>,
+    pub capture_stdout: bool,
+}
+
+/// The terraform commands of a run, in order. Plan/apply/destroy wait up to
+/// `req.lock_timeout` for a state lock held by another run (a previous
+/// runner still releasing it) before failing with StateLocked; the deploy
+/// applies exactly the plan it saved in `plan_file`.
+pub fn phase_commands(req: &RunRequest, plan_file: &str) -> Vec<PhaseCommand> {
+    let lock = format!("-lock-timeout={}s", req.lock_timeout.as_secs());
+    let cmd = |name: &'static str, args: Vec<String>, capture_stdout: bool| PhaseCommand {
+        name,
+        args,
+        capture_stdout,
+    };
+    let words = |w: &[&str]| w.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let mut init = words(&["init", "-input=false", "-no-color"]);
+    init.extend(req.backend.init_args(&req.enclave_id));
+    let plan = {
+        let mut a = words(&["plan", "-input=false", "-no-color"]);
+        a.push(lock.clone());
+        a.push(format!("-out={plan_file}"));
+        a
+    };
+    let mut phases = vec![cmd("init", init, false)];
+    match req.action {
+        Action::Plan => phases.push(cmd("plan", plan, false)),
+        Action::Deploy => {
+            phases.push(cmd("plan", plan, false));
+            let mut apply = words(&["apply", "-input=false", "-no-color"]);
+            apply.push(lock.clone());
+            apply.push(plan_file.to_string());
+            phases.push(cmd("apply", apply, false));
+            phases.push(cmd(
+                "output",
+                words(&["output", "-json", "-no-color"]),
+                true,
+            ));
+        }
+        Action::Destroy => {
+            let mut destroy = words(&["destroy", "-input=false", "-no-color"]);
+            destroy.push(lock);
+            destroy.push("-auto-approve".to_string());
+            phases.push(cmd("destroy", destroy, false));
+        }
+    }
+    phases
+}
 
 struct Phase<'a> {
     name: &'static str,
@@ -212,11 +262,16 @@ impl Driver<'_> {
             Ok(t) => t,
             Err(e) => return RunOutcome::failed(ErrorType::Internal, e, first_phase),
         };
-        let ws = match workspace::prepare(&req.module_dir, &req.workspace_dir, &req.variables) {
+        let ws = match workspace::prepare(
+            &req.module_dir,
+            &req.workspace_dir,
+            &req.variables,
+            &req.backend,
+        ) {
             Ok(ws) => ws,
             Err(e) => return RunOutcome::failed(ErrorType::Internal, e, first_phase),
         };
-        if req.action == Action::Destroy && !ws.has_state() {
+        if req.action == Action::Destroy && req.backend.is_local() && !ws.has_state() {
             self.note(
                 "destroy",
                 "no Terraform state for this enclave: nothing to destroy",
@@ -234,66 +289,30 @@ impl Driver<'_> {
             ),
         );
 
-        let phase = |name: &'static str, args: &[&str], capture_stdout: bool| Phase {
-            name,
-            args: args.iter().map(|a| a.to_string()).collect(),
-            terraform: &terraform,
-            workspace: &ws,
-            timeout: req.phase_timeout,
-            capture_stdout,
-        };
-        let plan_out = format!("-out={PLAN_FILE}");
-        let mut phases = vec![phase("init", &["init", "-input=false", "-no-color"], false)];
-        match req.action {
-            Action::Plan => phases.push(phase(
-                "plan",
-                &[
-                    "plan",
-                    "-input=false",
-                    "-no-color",
-                    STATE_LOCK_TIMEOUT,
-                    &plan_out,
-                ],
-                false,
-            )),
-            Action::Deploy => {
-                phases.push(phase(
-                    "plan",
-                    &[
-                        "plan",
-                        "-input=false",
-                        "-no-color",
-                        STATE_LOCK_TIMEOUT,
-                        &plan_out,
-                    ],
-                    false,
-                ));
-                phases.push(phase(
-                    "apply",
-                    &[
-                        "apply",
-                        "-input=false",
-                        "-no-color",
-                        STATE_LOCK_TIMEOUT,
-                        PLAN_FILE,
-                    ],
-                    false,
-                ));
-                phases.push(phase("output", &["output", "-json", "-no-color"], true));
-            }
-            Action::Destroy => phases.push(phase(
-                "destroy",
-                &[
-                    "destroy",
-                    "-input=false",
-                    "-no-color",
-                    STATE_LOCK_TIMEOUT,
-                    "-auto-approve",
-                ],
-                false,
-            )),
-        }
+        let plan_file = format!("{PLAN_FILE}-{}", std::process::id());
+        let outcome = self.run_phases(req, &terraform, &ws, &plan_file);
+        let _ = std::fs::remove_file(ws.dir.join(&plan_file));
+        outcome
+    }
 
+    fn run_phases(
+        &mut self,
+        req: &RunRequest,
+        terraform: &Path,
+        ws: &Workspace,
+        plan_file: &str,
+    ) -> RunOutcome {
+        let phases: Vec<Phase<'_>> = phase_commands(req, plan_file)
+            .into_iter()
+            .map(|c| Phase {
+                name: c.name,
+                timeout: req.timeout_for(c.name),
+                args: c.args,
+                terraform,
+                workspace: ws,
+                capture_stdout: c.capture_stdout,
+            })
+            .collect();
         let mut outputs = Map::new();
         for p in &phases {
             if cancelled() {
@@ -321,7 +340,7 @@ impl Driver<'_> {
                         format!(
                             "terraform {} did not finish within the phase timeout of {}s and was interrupted",
                             p.name,
-                            req.phase_timeout.as_secs_f64()
+                            p.timeout.as_secs_f64()
                         ),
                         p.name,
                     )
@@ -339,6 +358,14 @@ impl Driver<'_> {
                     } else {
                         classify_terraform_failure(&scan)
                     };
+                    let message = if kind == ErrorType::StateLocked {
+                        format!(
+                            "{message} (another run held the state lock for longer than the lock timeout of {}s)",
+                            req.lock_timeout.as_secs()
+                        )
+                    } else {
+                        message
+                    };
                     return RunOutcome::failed(kind, message, p.name);
                 }
                 PhaseEnd::Exited(_) => {}
@@ -349,9 +376,6 @@ impl Driver<'_> {
                     Err(e) => return RunOutcome::failed(ErrorType::Internal, e, p.name),
                 }
             }
-        }
-        if req.action == Action::Destroy {
-            let _ = std::fs::remove_file(ws.dir.join(PLAN_FILE));
         }
         RunOutcome::succeeded(outputs)
     }
@@ -611,5 +635,98 @@ mod tests {
         assert!(!flat.contains_key("token"));
         assert!(flatten_outputs("").expect("empty").is_empty());
         assert!(flatten_outputs("not json").is_err());
+    }
+
+    fn request(action: Action, backend: crate::StateBackend) -> RunRequest {
+        let mut req = RunRequest::new("enc_1", action, "local", Map::new(), "/m", "/w");
+        req.lock_timeout = Duration::from_secs(7);
+        req.backend = backend;
+        req
+    }
+
+    fn argv(phases: &[PhaseCommand]) -> Vec<(String, Vec<String>)> {
+        phases
+            .iter()
+            .map(|p| (p.name.to_string(), p.args.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn deploy_plans_then_applies_the_saved_plan_with_a_lock_timeout() {
+        let phases = phase_commands(
+            &request(Action::Deploy, crate::StateBackend::Local),
+            "tfplan-9",
+        );
+        let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            argv(&phases),
+            vec![
+                ("init".into(), strs(&["init", "-input=false", "-no-color"])),
+                (
+                    "plan".into(),
+                    strs(&[
+                        "plan",
+                        "-input=false",
+                        "-no-color",
+                        "-lock-timeout=7s",
+                        "-out=tfplan-9"
+                    ])
+                ),
+                (
+                    "apply".into(),
+                    strs(&[
+                        "apply",
+                        "-input=false",
+                        "-no-color",
+                        "-lock-timeout=7s",
+                        "tfplan-9"
+                    ])
+                ),
+                ("output".into(), strs(&["output", "-json", "-no-color"])),
+            ]
+        );
+        assert!(phases.last().is_some_and(|p| p.capture_stdout));
+        let destroy = phase_commands(&request(Action::Destroy, crate::StateBackend::Local), "p");
+        assert_eq!(
+            destroy[1].args,
+            strs(&[
+                "destroy",
+                "-input=false",
+                "-no-color",
+                "-lock-timeout=7s",
+                "-auto-approve"
+            ])
+        );
+        let plan = phase_commands(&request(Action::Plan, crate::StateBackend::Local), "p");
+        assert_eq!(plan.len(), 2);
+        assert_eq!(plan[1].name, "plan");
+    }
+
+    #[test]
+    fn s3_backend_settings_go_to_init_as_separate_arguments() {
+        let backend = crate::StateBackend::S3(crate::S3Backend {
+            bucket: "treza-state".into(),
+            region: "us-west-2".into(),
+            lock_table: Some("treza-locks".into()),
+        });
+        let phases = phase_commands(&request(Action::Destroy, backend), "p");
+        assert_eq!(
+            phases[0].args,
+            vec![
+                "init",
+                "-input=false",
+                "-no-color",
+                "-reconfigure",
+                "-backend-config=bucket=treza-state",
+                "-backend-config=key=enclaves/enc_1/terraform.tfstate",
+                "-backend-config=region=us-west-2",
+                "-backend-config=encrypt=true",
+                "-backend-config=dynamodb_table=treza-locks",
+            ]
+        );
+        // Only init talks about the backend.
+        assert!(phases[1..]
+            .iter()
+            .all(|p| p.args.iter().all(|a| !a.starts_with("-backend-config"))));
     }
 }

@@ -6,7 +6,13 @@
 //! terraform CLI through init / plan / apply / output (deploy) or init /
 //! destroy, streaming every output line, redacted, to a sink as it arrives.
 //! [`runner_main`] is the same as a process: input from the environment
-//! variables ECS sets, JSON lines out.
+//! variables ECS sets ([`request_from_env`]: each validated, named in the
+//! error, exit 2 before anything runs; [`variables`] says how they merge
+//! with `CONFIGURATION`), JSON lines out; exit 0 success, 1 failed, 2 bad
+//! input, 3 timeout. State is local (in the workspace) or S3
+//! ([`StateBackend`]: an empty `backend "s3" {}` plus `-backend-config`
+//! arguments); plan/apply/destroy wait `lock_timeout` for a held lock, then
+//! fail with StateLocked.
 //!
 //! [`workload`] is the supervisor that the `providers/local` module's
 //! provisioners call (`treza workload start|stop|status`): it runs the
@@ -27,19 +33,27 @@
 //! ([`treza_core::classify_terraform_failure`]) belong to `treza-core`; this
 //! crate only feeds them.
 
+mod backend;
 mod driver;
+mod input;
 mod locate;
 mod main_entry;
 mod request;
+pub mod variables;
 pub mod workload;
 mod workspace;
 
-pub use driver::{flatten_outputs, run, LogLine, RunOutcome, INTERRUPT_GRACE};
+pub use backend::{s3_state_key, S3Backend, StateBackend, BACKEND_FILE, S3_BACKEND_TF};
+
+pub use driver::{
+    flatten_outputs, phase_commands, run, LogLine, PhaseCommand, RunOutcome, INTERRUPT_GRACE,
+};
 pub use locate::{find_terraform, wrapper_location, TERRAFORM_ENV};
-pub use main_entry::{defaults_from_env, runner_main};
+pub use main_entry::{defaults_from_env, exit_code, runner_main};
 pub use request::{
     request_from_env, secrets_in_configuration, Action, InputError, RunRequest, RunnerDefaults,
-    UnknownAction, MAX_PHASE_TIMEOUT_SECONDS,
+    UnknownAction, DEFAULT_LOCK_TIMEOUT, DEFAULT_PHASE_TIMEOUT, MAX_LOCK_TIMEOUT_SECONDS,
+    MAX_PHASE_TIMEOUT_SECONDS, PHASE_TIMEOUT_VARIABLES,
 };
 pub use workload::workload_main;
 pub use workspace::{CLI_CONFIG_FILE, STATE_FILE, TFVARS_FILE};

@@ -35,7 +35,8 @@ fn print_json_line(value: &serde_json::Value) {
 /// Reads the request from the process environment, runs it, and prints one
 /// JSON object per line on stdout: `{"log": LogLine}` for each output line as
 /// it comes, then `{"result": RunOutcome}`. Exit code: 0 success, 1 the run
-/// failed, 2 bad input (nothing was run; the result says which variable).
+/// failed, 2 bad input (nothing was run; the result says which variable),
+/// 3 a phase timed out (terraform was interrupted; the result names the phase).
 pub fn runner_main() -> i32 {
     let vars: HashMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -60,8 +61,15 @@ pub fn runner_main() -> i32 {
         print_json_line(&json!({ "log": line }));
     });
     print_json_line(&json!({ "result": &outcome }));
+    exit_code(&outcome)
+}
+
+/// Exit code of [`runner_main`] for an outcome of a run that started.
+pub fn exit_code(outcome: &RunOutcome) -> i32 {
     if outcome.success {
         0
+    } else if outcome.error_type.as_deref() == Some(ErrorType::Timeout.as_str()) {
+        3
     } else {
         1
     }
@@ -81,5 +89,31 @@ fn install_stop_handlers() {
         unsafe {
             libc::signal(sig, handler as libc::sighandler_t);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(success: bool, error_type: Option<ErrorType>) -> RunOutcome {
+        RunOutcome {
+            success,
+            outputs: serde_json::Map::new(),
+            error_type: error_type.map(|t| t.as_str().to_string()),
+            error_message: None,
+            phase: None,
+        }
+    }
+
+    #[test]
+    fn exit_codes_follow_the_outcome() {
+        assert_eq!(exit_code(&outcome(true, None)), 0);
+        assert_eq!(
+            exit_code(&outcome(false, Some(ErrorType::TerraformError))),
+            1
+        );
+        assert_eq!(exit_code(&outcome(false, Some(ErrorType::StateLocked))), 1);
+        assert_eq!(exit_code(&outcome(false, Some(ErrorType::Timeout))), 3);
     }
 }

@@ -8,8 +8,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::backend::{StateBackend, BACKEND_FILE};
+
 pub const TFVARS_FILE: &str = "terraform.tfvars.json";
 pub const STATE_FILE: &str = "terraform.tfstate";
+/// Saved plans are named `tfplan-<pid>` so that two runs sharing a
+/// workspace never apply each other's plan.
 pub const PLAN_FILE: &str = "tfplan";
 pub const CLI_CONFIG_FILE: &str = ".treza-terraform.rc";
 
@@ -43,16 +47,25 @@ fn skip_when_copying(name: &str) -> bool {
         || name.ends_with(".tfvars")
         || name.ends_with(".tfvars.json")
         || name == PLAN_FILE
+        || name.starts_with("tfplan-")
 }
 
 /// Makes `req.workspace_dir` ready for a run of the module. Variables are
 /// written with serde; when `variables` is empty and a previous run left a
-/// tfvars file (destroy without configuration), that file is kept.
+/// tfvars file (destroy without configuration), that file is kept. The S3
+/// backend gets its constant [`BACKEND_FILE`]; the module may not bring one.
 pub fn prepare(
     module_dir: &Path,
     workspace_dir: &Path,
     variables: &Map<String, Value>,
+    backend: &StateBackend,
 ) -> Result<Workspace, String> {
+    if module_dir.join(BACKEND_FILE).exists() {
+        return Err(format!(
+            "module directory {} holds a {BACKEND_FILE}: the runner owns the backend configuration",
+            module_dir.display()
+        ));
+    }
     let has_module_file = fs::read_dir(module_dir)
         .map_err(|e| format!("module directory {}: {e}", module_dir.display()))?
         .filter_map(Result::ok)
@@ -88,6 +101,11 @@ pub fn prepare(
             .map_err(|e| format!("encode {TFVARS_FILE}: {e}"))?;
         write_private(&tfvars, text.as_bytes())
             .map_err(|e| format!("write {}: {e}", tfvars.display()))?;
+    }
+
+    if let Some(text) = backend.backend_file() {
+        write_private(&workspace_dir.join(BACKEND_FILE), text.as_bytes())
+            .map_err(|e| format!("write {BACKEND_FILE}: {e}"))?;
     }
 
     let cli_config = workspace_dir.join(CLI_CONFIG_FILE);
@@ -141,7 +159,7 @@ mod tests {
         let Value::Object(vars) = json!({"a": hostile, "n": 3}) else {
             unreachable!()
         };
-        let w = prepare(module.path(), ws.path(), &vars).expect("prepare");
+        let w = prepare(module.path(), ws.path(), &vars, &StateBackend::Local).expect("prepare");
         assert!(ws.path().join("main.tf").is_file());
         assert!(!ws.path().join("old.tf").exists());
         assert!(!ws.path().join("terraform.tfstate").exists());
@@ -152,7 +170,8 @@ mod tests {
         assert_eq!(fs::read(&w.cli_config).expect("read"), b"");
 
         // Empty variables keep the previous tfvars (destroy without configuration).
-        prepare(module.path(), ws.path(), &Map::new()).expect("prepare again");
+        prepare(module.path(), ws.path(), &Map::new(), &StateBackend::Local)
+            .expect("prepare again");
         let kept: Value =
             serde_json::from_str(&fs::read_to_string(ws.path().join(TFVARS_FILE)).expect("read"))
                 .expect("json");
@@ -163,7 +182,38 @@ mod tests {
     fn module_without_tf_files_is_rejected() {
         let module = tempfile::tempdir().expect("tmp");
         let ws = tempfile::tempdir().expect("tmp");
-        let err = prepare(module.path(), ws.path(), &Map::new()).expect_err("no tf");
+        let err = prepare(module.path(), ws.path(), &Map::new(), &StateBackend::Local)
+            .expect_err("no tf");
         assert!(err.contains("no .tf"), "{err}");
+    }
+
+    #[test]
+    fn s3_backend_writes_a_constant_backend_file_and_local_removes_it() {
+        let module = tempfile::tempdir().expect("tmp");
+        let ws = tempfile::tempdir().expect("tmp");
+        fs::write(module.path().join("main.tf"), "# m").expect("write");
+        let s3 = StateBackend::S3(crate::backend::S3Backend {
+            bucket: "b-1x".into(),
+            region: "us-east-1".into(),
+            lock_table: None,
+        });
+        prepare(module.path(), ws.path(), &Map::new(), &s3).expect("prepare");
+        let text = fs::read_to_string(ws.path().join(BACKEND_FILE)).expect("backend.tf");
+        assert_eq!(text, crate::backend::S3_BACKEND_TF);
+        assert!(!text.contains("b-1x") && !text.contains("us-east-1"));
+        // Back to local: the stale backend file goes with the other .tf files.
+        prepare(module.path(), ws.path(), &Map::new(), &StateBackend::Local).expect("prepare");
+        assert!(!ws.path().join(BACKEND_FILE).exists());
+    }
+
+    #[test]
+    fn module_with_its_own_backend_file_is_rejected() {
+        let module = tempfile::tempdir().expect("tmp");
+        let ws = tempfile::tempdir().expect("tmp");
+        fs::write(module.path().join("main.tf"), "# m").expect("write");
+        fs::write(module.path().join(BACKEND_FILE), "# b").expect("write");
+        let err = prepare(module.path(), ws.path(), &Map::new(), &StateBackend::Local)
+            .expect_err("own backend");
+        assert!(err.contains(BACKEND_FILE), "{err}");
     }
 }

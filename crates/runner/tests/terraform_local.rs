@@ -112,17 +112,17 @@ impl Enclave {
             json!(self.workload_dir.to_string_lossy()),
         );
         variables.insert("supervisor".into(), json!(SUPERVISOR));
-        RunRequest {
-            enclave_id: self.id.clone(),
+        let mut req = RunRequest::new(
+            self.id.clone(),
             action,
-            provider_id: "local".into(),
+            "local",
             variables,
-            module_dir: module_dir(),
-            workspace_dir: self.workspace.clone(),
-            terraform: Some(self.terraform.clone()),
-            secrets: Vec::new(),
-            phase_timeout: Duration::from_secs(120),
-        }
+            module_dir(),
+            self.workspace.clone(),
+        );
+        req.terraform = Some(self.terraform.clone());
+        req.phase_timeout = Duration::from_secs(120);
+        req
     }
 
     fn recorded_pid(&self) -> Option<i32> {
@@ -556,4 +556,120 @@ fn runner_process_speaks_json_lines_and_rejects_bad_input() {
             );
         }
     }
+}
+
+#[test]
+fn a_held_state_lock_makes_a_second_run_fail_with_state_locked() {
+    let tf = require_terraform!();
+    let _guard = serial();
+    let enclave = Enclave::new(tf, "enc_locked");
+    let port = free_port();
+    // Becomes healthy only after ~8 s: the first run holds the state lock
+    // for all of its apply.
+    let workload = json!({
+        "command": ["sh", "-c", "sleep 8; exec python3 -m http.server \"$0\" --bind 127.0.0.1", port.to_string()],
+        "workload_type": "service",
+        "expose_ports": [port],
+        "startup_timeout_seconds": 60,
+    });
+    let first = enclave.request(Action::Deploy, workload.clone());
+    let holder = thread::spawn(move || run_collect(&first));
+    assert!(
+        eventually(Duration::from_secs(60), || enclave.recorded_pid().is_some()),
+        "the first deploy never reached its apply"
+    );
+
+    let mut second = enclave.request(Action::Deploy, workload.clone());
+    second.lock_timeout = Duration::from_secs(2);
+    let started = Instant::now();
+    let (outcome, lines) = run_collect(&second);
+    let waited = started.elapsed();
+    assert!(!outcome.success, "{}", transcript(&lines));
+    assert_eq!(
+        outcome.error_type.as_deref(),
+        Some("StateLocked"),
+        "{outcome:?}\n{}",
+        transcript(&lines)
+    );
+    assert_eq!(outcome.phase.as_deref(), Some("plan"));
+    let message = outcome.error_message.unwrap_or_default();
+    assert!(
+        message.contains("lock timeout of 2s"),
+        "the message says how long it waited: {message}"
+    );
+    assert!(
+        waited >= Duration::from_secs(2),
+        "gave up after {waited:?}, before the 2 s lock timeout"
+    );
+
+    let (outcome, lines) = holder.join().expect("first run");
+    assert_success(&outcome, &lines);
+    assert!(port_answers(port));
+    let (outcome, lines) = run_collect(&enclave.request(Action::Destroy, workload));
+    assert_success(&outcome, &lines);
+}
+
+#[test]
+fn destroy_succeeds_when_the_workload_is_already_gone() {
+    let tf = require_terraform!();
+    let _guard = serial();
+    let enclave = Enclave::new(tf, "enc_gone");
+    let marker = unique("gone");
+    let workload = json!({
+        "command": ["sh", "-c", "sleep 300; true", marker],
+        "workload_type": "daemon",
+    });
+    let (outcome, lines) = run_collect(&enclave.request(Action::Deploy, workload.clone()));
+    assert_success(&outcome, &lines);
+    let pid = enclave.recorded_pid().expect("pid");
+    // Someone else killed it and wiped its directory.
+    // SAFETY: signals a process group this test created.
+    unsafe {
+        libc::killpg(pid, libc::SIGKILL);
+    }
+    assert!(eventually(Duration::from_secs(5), || !process_alive(pid)));
+    fs::remove_dir_all(&enclave.workload_dir).expect("remove workload dir");
+
+    let (outcome, lines) = run_collect(&enclave.request(Action::Destroy, workload.clone()));
+    assert_success(&outcome, &lines);
+    let state = fs::read_to_string(enclave.workspace.join("terraform.tfstate")).expect("state");
+    let state: Value = serde_json::from_str(&state).expect("state JSON");
+    assert_eq!(state["resources"], json!([]), "state still lists resources");
+    // And once more, with nothing in the state at all.
+    let (outcome, lines) = run_collect(&enclave.request(Action::Destroy, workload));
+    assert_success(&outcome, &lines);
+}
+
+#[test]
+fn plan_changes_nothing_and_starts_nothing() {
+    let tf = require_terraform!();
+    let _guard = serial();
+    let enclave = Enclave::new(tf, "enc_plan");
+    let marker = unique("plan-only");
+    let workload =
+        json!({"command": ["sh", "-c", "sleep 300; true", marker], "workload_type": "daemon"});
+    let (outcome, lines) = run_collect(&enclave.request(Action::Plan, workload));
+    assert_success(&outcome, &lines);
+    assert!(
+        lines.iter().any(|l| l.message.contains("1 to add")),
+        "{}",
+        transcript(&lines)
+    );
+    assert!(processes_with(&marker).is_empty());
+    assert_eq!(enclave.recorded_pid(), None);
+    let resources = fs::read_to_string(enclave.workspace.join("terraform.tfstate"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .map(|s| s["resources"].clone());
+    assert!(
+        resources.is_none() || resources == Some(json!([])),
+        "plan wrote resources: {resources:?}"
+    );
+    // No saved plan is left behind.
+    let leftovers: Vec<String> = fs::read_dir(&enclave.workspace)
+        .expect("workspace")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("tfplan"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
