@@ -76,7 +76,6 @@ resource "aws_cloudwatch_log_group" "enclave" {
 }
 
 resource "aws_s3_object" "config" {
-  #checkov:skip=CKV_AWS_186: SSE-KMS with the customer key is used whenever kms_key_arn is given; without one the object gets SSE-S3 (AES256).
   bucket                 = var.bootstrap_bucket
   key                    = local.config_key
   content                = sensitive(local.document)
@@ -89,7 +88,6 @@ resource "aws_s3_object" "config" {
 # Created here so that destroy removes it; the host overwrites it as the
 # bootstrap progresses, so its content is never compared again.
 resource "aws_s3_object" "status" {
-  #checkov:skip=CKV_AWS_186: SSE-KMS with the customer key is used whenever kms_key_arn is given; without one the object gets SSE-S3 (AES256).
   bucket = var.bootstrap_bucket
   key    = local.status_key
   content = jsonencode({
