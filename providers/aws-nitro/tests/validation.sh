@@ -83,8 +83,10 @@ count=$((count + 1))
 template="$module/templates/user-data.sh.tftpl"
 # `$${` and `%%{` are escaped literals; every other `${...}` or `%{...}` must
 # be the locator, which must appear exactly once.
+# shellcheck disable=SC2016 # '${locator}' is the literal template text.
 stray="$(grep -oE '(^|[^$%])[$%]\{[^}]*\}' "$template" | sed -E 's/^[^$%]//' | grep -vxF '${locator}' || true)"
 [ -z "$stray" ] || fail "user-data" "template interpolates more than the locator: $stray"
+# shellcheck disable=SC2016 # as above
 uses="$(grep -oF '${locator}' "$template" | wc -l)"
 [ "$uses" -eq 1 ] || fail "user-data" "template must interpolate \${locator} exactly once, found $uses"
 render="$scratch/render"
@@ -104,7 +106,15 @@ size="$(wc -c <"$render/user-data.sh")"
 # EC2 accepts at most 16 KiB of user data.
 [ "$size" -lt 16384 ] || fail "user-data" "rendered script is $size bytes, EC2 allows 16384"
 if command -v shellcheck >/dev/null; then
-  shellcheck --shell=bash --severity=warning "$render/user-data.sh" || fail "user-data" "shellcheck reported problems"
+  # The helper scripts the bootstrap writes (quoted `<<'SH'` heredocs) too.
+  awk -v dir="$render" '/<<.SH.$/ { n++; out = dir "/helper" n ".sh"; next } /^SH$/ { out = "" } out { print > out }' \
+    "$render/user-data.sh"
+  for script in "$render/user-data.sh" "$render"/helper*.sh; do
+    shellcheck --shell=bash --severity=warning "$script" ||
+      fail "user-data" "shellcheck reported problems in $(basename "$script")"
+  done
+else
+  echo "validation: shellcheck not found, skipping the lint of the user data" >&2
 fi
 
 if [ "$failures" -ne 0 ]; then
