@@ -659,3 +659,25 @@ fn pause_stops_the_workload_and_resume_brings_it_back_healthy() {
     );
     assert!(!port_open(port));
 }
+
+#[test]
+fn one_server_per_data_directory_and_queries_fail_as_json() {
+    let s = start_server(&[]);
+    let out = Command::new(TREZA)
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(s.data.path())
+        .output()
+        .expect("second treza up");
+    assert!(
+        !out.status.success(),
+        "a second server started on the same data directory"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another treza server"), "{err}");
+
+    let key = s.key("0xq");
+    let (code, v) = s.call("GET", "/api/enclaves/nope/logs?limit=abc", Some(&key), None);
+    // The enclave does not exist for this key either way, but a bad query must not be plain text.
+    assert!(code == 400 || code == 404, "{code} {v}");
+    assert!(v.is_object(), "error body is not JSON: {v}");
+}

@@ -4,6 +4,7 @@
 use super::runner::ChildProcessRunner;
 use super::AppState;
 use crate::clock;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -139,9 +140,17 @@ struct ListQuery {
 async fn list_enclaves(
     State(state): State<AppState>,
     Extension(key): Extension<ApiKey>,
-    Query(q): Query<ListQuery>,
+    q: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     require(&key, "enclaves:read")?;
+    let Query(q) = q.map_err(|e| {
+        ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "query",
+            "type",
+            format!("invalid query: {}", e.body_text()),
+        )
+    })?;
     if let Some(w) = q.wallet.as_deref() {
         if w != key.wallet {
             return Err(ApiError::field(
@@ -371,6 +380,19 @@ async fn delete_enclave(
             ),
         ));
     }
+    if state
+        .store
+        .executions_for_enclave(&id)?
+        .iter()
+        .any(|x| x.status == "RUNNING")
+    {
+        return Err(ApiError::field(
+            StatusCode::CONFLICT,
+            "status",
+            "state",
+            "a workflow is still running for this enclave; wait for it to finish",
+        ));
+    }
     if has_resources(&state, &id) {
         return Err(ApiError::field(
             StatusCode::CONFLICT,
@@ -395,22 +417,33 @@ async fn delete_enclave(
             ),
             other => other.into(),
         })?;
+    // Nothing runs for it any more: its workspace and workload logs go too.
+    let dir = ChildProcessRunner::enclave_dir(&state.data_dir, &id);
+    if let Err(err) = std::fs::remove_dir_all(&dir) {
+        if err.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(enclave = %id, error = %err, "cannot remove the enclave's directory");
+        }
+    }
     Ok(Json(json!({"message": "enclave deleted", "id": id})))
 }
 
-/// Whether the enclave's Terraform state still records resources.
+/// Whether the enclave's Terraform state still records resources. Fails
+/// closed: a state that exists but cannot be read counts as resources.
 fn has_resources(state: &AppState, id: &str) -> bool {
     let path =
         ChildProcessRunner::enclave_dir(&state.data_dir, id).join("terraform/terraform.tfstate");
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-        .and_then(|v| {
-            v.get("resources")
-                .and_then(Value::as_array)
-                .map(|r| !r.is_empty())
-        })
-        .unwrap_or(false)
+    match std::fs::read_to_string(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(_) => true,
+        Ok(text) => serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| {
+                v.get("resources")
+                    .and_then(Value::as_array)
+                    .map(|r| !r.is_empty())
+            })
+            .unwrap_or(true),
+    }
 }
 
 #[derive(Deserialize)]
@@ -425,9 +458,20 @@ async fn enclave_logs(
     State(state): State<AppState>,
     Extension(key): Extension<ApiKey>,
     Path(id): Path<String>,
-    Query(q): Query<LogsQuery>,
+    q: Result<Query<LogsQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     require(&key, "logs:read")?;
+    let Query(q) = q.map_err(|e| {
+        ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "query",
+            "type",
+            format!(
+                "invalid query: {}; limit must be a whole number between 1 and 1000",
+                e.body_text()
+            ),
+        )
+    })?;
     let e = owned(&state, &key, &id)?;
     let kind = q.r#type.as_deref().unwrap_or("all");
     if kind != "all" && !LOG_SOURCES.contains(&kind) {
@@ -474,22 +518,58 @@ async fn enclave_logs(
     })))
 }
 
-/// The workload's own output, from the file its supervisor writes, with the
-/// enclave's secret values masked.
+/// How much of the end of a workload's log one request reads at most.
+const APPLICATION_LOG_TAIL_BYTES: u64 = 256 * 1024;
+
+/// The workload's own output, from the file its supervisor writes (the last
+/// `APPLICATION_LOG_TAIL_BYTES` of it), with the enclave's environment values
+/// masked whether or not its stored configuration still validates.
 fn application_logs(state: &AppState, e: &Enclave, limit: usize) -> Vec<Value> {
+    use std::io::{Read, Seek, SeekFrom};
     let path =
         ChildProcessRunner::enclave_dir(&state.data_dir, &e.id).join("workload/workload.log");
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    let Ok(mut file) = std::fs::File::open(&path) else {
         return Vec::new();
     };
-    let secrets = treza_core::validate_provider_config(&e.provider_id, &e.provider_config)
-        .map(|c| c.environment_variables.into_values().collect::<Vec<_>>())
-        .unwrap_or_default();
-    let redactor = treza_core::Redactor::new(secrets);
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(limit);
-    lines[start..]
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(APPLICATION_LOG_TAIL_BYTES);
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0); // a partial line
+    }
+    let redactor = treza_core::Redactor::new(environment_values(e));
+    let first = lines.len().saturating_sub(limit);
+    lines[first..]
         .iter()
         .map(|l| json!({"timestamp": Value::Null, "message": redactor.redact(l), "source": "application"}))
         .collect()
+}
+
+/// The values of `providerConfig.environmentVariables` (object or JSON string).
+fn environment_values(e: &Enclave) -> Vec<String> {
+    let parsed;
+    let env = match e.provider_config.get("environmentVariables") {
+        Some(Value::String(s)) => {
+            parsed = serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+            &parsed
+        }
+        Some(v) => v,
+        None => return Vec::new(),
+    };
+    env.as_object()
+        .map(|m| {
+            m.values()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

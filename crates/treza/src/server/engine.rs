@@ -7,12 +7,31 @@ use crate::clock;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use treza_asl::{
     Execution, ExecutionContext, ExecutionStatus, HistoryEvent, Outcome, Poll, StateMachine,
     TaskFailure,
 };
+use treza_core::Status;
 use treza_core::{Workflow, WorkflowStart};
-use treza_store::{CreateOutcome, LogEntry, NewExecution, Store};
+use treza_store::{Condition, CreateOutcome, LogEntry, NewExecution, Store};
+
+/// How often a failing driver restarts from the journal before giving up
+/// (the execution stays RUNNING in the journal and resumes at the next start).
+const DRIVER_ATTEMPTS: u32 = 8;
+
+/// The tasks an execution is waiting for; dropping it stops them (a runner
+/// child is told to stop and interrupts Terraform cleanly).
+#[derive(Default)]
+struct RunningTasks(HashMap<u64, tokio::task::JoinHandle<()>>);
+
+impl Drop for RunningTasks {
+    fn drop(&mut self) {
+        for (_, h) in self.0.drain() {
+            h.abort();
+        }
+    }
+}
 
 pub struct Engine {
     store: Arc<Store>,
@@ -95,7 +114,14 @@ impl Engine {
                 self.spawn_driver(start.execution_name.clone());
                 Ok(true)
             }
-            CreateOutcome::Existing(_) => Ok(false),
+            CreateOutcome::Existing(row) => {
+                // Running in the journal but driven by nobody (a driver gave
+                // up): drive it again. spawn_driver ignores a driven name.
+                if row.status == "RUNNING" {
+                    self.spawn_driver(row.name);
+                }
+                Ok(false)
+            }
         }
     }
 
@@ -119,8 +145,18 @@ impl Engine {
         }
         let me = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = me.drive(&name).await {
-                tracing::error!(execution = %name, error = %e, "execution driver stopped");
+            // A driver that fails (the journal unwritable for a while)
+            // restarts from the journal after a pause.
+            let mut backoff = Duration::from_millis(200);
+            for attempt in 1..=DRIVER_ATTEMPTS {
+                match me.drive(&name).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::error!(execution = %name, attempt, error = %e, "execution driver failed; restarting from the journal");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                }
             }
             me.driving
                 .lock()
@@ -144,6 +180,7 @@ impl Engine {
         let mut step = row.current_step.clone();
         let (tx, mut rx) =
             tokio::sync::mpsc::unbounded_channel::<(u64, Result<Value, TaskFailure>)>();
+        let mut running = RunningTasks::default();
         loop {
             let poll = exec.poll(&machine, clock::now());
             let done = matches!(poll, Poll::Done(_));
@@ -153,40 +190,93 @@ impl Engine {
                     for task in tasks {
                         let host = self.host.clone();
                         let tx = tx.clone();
-                        tokio::spawn(async move {
-                            let r = host.invoke(&task).await;
-                            let _ = tx.send((task.task_id, r));
-                        });
+                        let id = task.task_id;
+                        running.0.insert(
+                            id,
+                            tokio::spawn(async move {
+                                let r = host.invoke(&task).await;
+                                let _ = tx.send((task.task_id, r));
+                            }),
+                        );
                     }
                 }
                 Poll::WaitUntil(t) => {
                     let wait = (t - clock::now()).to_std().unwrap_or_default();
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        Some((id, r)) = rx.recv() => exec.complete_task(&machine, id, r, clock::now()),
+                        Some((id, r)) = rx.recv() => {
+                            running.0.remove(&id);
+                            exec.complete_task(&machine, id, r, clock::now());
+                        }
                     }
                 }
                 Poll::Idle => match rx.recv().await {
-                    Some((id, r)) => exec.complete_task(&machine, id, r, clock::now()),
+                    Some((id, r)) => {
+                        running.0.remove(&id);
+                        exec.complete_task(&machine, id, r, clock::now());
+                    }
                     None => anyhow::bail!("task channel closed"),
                 },
                 Poll::Done(outcome) => {
-                    if let Outcome::Failed { error, cause } = &outcome {
-                        self.host.log(
-                            &enclave_id,
-                            "errors",
-                            format!(
-                                "execution {name} failed: {}",
-                                error.as_deref().unwrap_or("unknown error")
-                            ),
-                            Some(json!({"cause": cause})),
-                        );
+                    // Tasks the execution no longer waits for (timed out) stop now.
+                    drop(std::mem::take(&mut running));
+                    if !matches!(outcome, Outcome::Succeeded { .. }) {
+                        self.settle_failed(name, &row.state_machine, &enclave_id, &outcome);
                     }
                 }
             }
             if done {
                 return Ok(());
             }
+        }
+    }
+
+    /// An execution that ended without success must not leave its enclave in
+    /// the workflow's pending or in-progress status (the workflow's own
+    /// failure path normally wrote FAILED already; then this does nothing).
+    fn settle_failed(&self, name: &str, machine: &str, enclave_id: &str, outcome: &Outcome) {
+        let (error, cause) = match outcome {
+            Outcome::Failed { error, cause } => (
+                error.clone().unwrap_or_else(|| "States.Runtime".into()),
+                cause.clone().unwrap_or_default(),
+            ),
+            Outcome::TimedOut => ("States.Timeout".into(), "the execution timed out".into()),
+            _ => (
+                "ExecutionAborted".into(),
+                "the execution was aborted".into(),
+            ),
+        };
+        self.host.log(
+            enclave_id,
+            "errors",
+            format!("execution {name} failed: {error}"),
+            Some(json!({"cause": cause})),
+        );
+        let unsettled = match machine {
+            "deployment" => vec![Status::PendingDeploy, Status::Deploying],
+            _ => vec![Status::PendingDestroy, Status::Destroying],
+        };
+        let cond = Condition {
+            expected_version: None,
+            expected_status: Some(unsettled),
+        };
+        let message = if cause.is_empty() {
+            error.clone()
+        } else {
+            format!("{error}: {cause}")
+        };
+        let written = self
+            .store
+            .update_enclave(enclave_id, &cond, &clock::now_iso(), |e| {
+                e.status = Status::Failed;
+                e.error_type = Some("Internal".into());
+                e.error_message = Some(format!(
+                    "workflow execution {name} ended without recording a result ({message})"
+                ));
+                Ok::<(), std::convert::Infallible>(())
+            });
+        if let Ok(e) = written {
+            tracing::warn!(enclave = %e.id, execution = %name, "execution failed before recording FAILED; recorded it");
         }
     }
 

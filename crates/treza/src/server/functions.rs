@@ -48,35 +48,50 @@ pub fn classify_failure(enclave: Option<&Enclave>, error: &Value) -> Value {
         .and_then(Value::as_str)
         .unwrap_or("States.Runtime");
     let cause = error.get("Cause").and_then(Value::as_str).unwrap_or("");
+    // A runner failure's cause is the stopped ECS task's description.
+    let task = serde_json::from_str::<Value>(cause)
+        .ok()
+        .filter(|d| d.get("Containers").is_some());
     let (error_type, message) = if name == "ValidationFailed" {
         ("ValidationFailed".to_string(), cause.to_string())
-    } else if let Some((t, m)) =
-        enclave.and_then(|e| Some((e.error_type.clone()?, e.error_message.clone()?)))
-    {
-        (t, m)
+    } else if let Some(task) = &task {
+        let reason = task.pointer("/Containers/0/Reason").and_then(Value::as_str);
+        match reason.and_then(|r| r.split_once(": ")) {
+            // The runner's own first error line, carried as the container's reason.
+            Some((t, m)) => (t.to_string(), m.to_string()),
+            None => match enclave.and_then(|e| Some((e.error_type.clone()?, e.error_message.clone()?))) {
+                // What the runner wrote on the record during this attempt (the
+                // in-progress write cleared older values before it ran).
+                Some((t, m)) => (t, m),
+                None => (
+                    "TerraformError".to_string(),
+                    match task.pointer("/Containers/0/ExitCode") {
+                        Some(code) => format!(
+                            "the Terraform runner stopped with exit code {code} without reporting an error"
+                        ),
+                        None => "the Terraform runner stopped without reporting an error".to_string(),
+                    },
+                ),
+            },
+        }
     } else if name == "DynamoDB.ConditionalCheckFailedException" {
         (
             "Conflict".to_string(),
             "the enclave's status changed while the workflow ran (conditional write refused)"
                 .to_string(),
         )
-    } else if name == "States.TaskFailed" || name == "States.Timeout" {
-        let exit = serde_json::from_str::<Value>(cause)
-            .ok()
-            .and_then(|d| d.pointer("/Containers/0/ExitCode").cloned());
-        let t = if name == "States.Timeout" {
-            "Timeout"
-        } else {
-            "TerraformError"
-        };
-        let m = match exit {
-            Some(code) => format!(
-                "the Terraform runner stopped with exit code {code} without reporting an error"
+    } else if name == "States.Timeout" {
+        (
+            "Timeout".to_string(),
+            format!(
+                "the step timed out{}",
+                if cause.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", truncate(cause, 1000))
+                }
             ),
-            None if !cause.is_empty() => truncate(cause, 1000),
-            None => name.to_string(),
-        };
-        (t.to_string(), m)
+        )
     } else {
         let m = if cause.is_empty() {
             name.to_string()
@@ -111,4 +126,74 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::classify_failure;
+    use serde_json::json;
+    use treza_core::Enclave;
+
+    fn enclave_with_error() -> Enclave {
+        serde_json::from_value(json!({
+            "id": "e", "name": "n", "walletAddress": "w", "providerId": "local",
+            "status": "DEPLOYING", "createdAt": "t", "updatedAt": "t",
+            "errorType": "TerraformError", "errorMessage": "an older attempt's error"
+        }))
+        .unwrap()
+    }
+
+    fn task_cause(reason: Option<&str>) -> String {
+        let mut c = json!({"Name": "terraform-runner", "ExitCode": 1});
+        if let Some(r) = reason {
+            c["Reason"] = json!(r);
+        }
+        json!({"LastStatus": "STOPPED", "Containers": [c]}).to_string()
+    }
+
+    #[test]
+    fn the_runners_reason_wins() {
+        let e = enclave_with_error();
+        let out = classify_failure(
+            Some(&e),
+            &json!({"Error": "States.TaskFailed", "Cause": task_cause(Some("WorkloadFailed: health check failed"))}),
+        );
+        assert_eq!(
+            out,
+            json!({"errorType": "WorkloadFailed", "errorMessage": "health check failed"})
+        );
+    }
+
+    #[test]
+    fn record_fields_only_for_a_runner_failure() {
+        let e = enclave_with_error();
+        let runner = classify_failure(
+            Some(&e),
+            &json!({"Error": "States.TaskFailed", "Cause": task_cause(None)}),
+        );
+        assert_eq!(runner["errorMessage"], "an older attempt's error");
+        // A failure before the runner ran must not report a stale message.
+        let lambda = classify_failure(
+            Some(&e),
+            &json!({"Error": "Lambda.ServiceException", "Cause": "boom"}),
+        );
+        assert_eq!(
+            lambda,
+            json!({"errorType": "Internal", "errorMessage": "Lambda.ServiceException: boom"})
+        );
+        let conflict = classify_failure(
+            Some(&e),
+            &json!({"Error": "DynamoDB.ConditionalCheckFailedException"}),
+        );
+        assert_eq!(conflict["errorType"], "Conflict");
+    }
+
+    #[test]
+    fn validation_message_is_kept() {
+        let out = classify_failure(
+            None,
+            &json!({"Error": "ValidationFailed", "Cause": "providerConfig.cpuCount must be even"}),
+        );
+        assert_eq!(out["errorMessage"], "providerConfig.cpuCount must be even");
+    }
 }

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 use treza_asl::{TaskFailure, TaskRequest};
+use treza_core::Status;
 use treza_store::{Condition, LogEntry, Store, UpdateError};
 
 pub const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
@@ -272,42 +273,67 @@ impl Host {
             "arn:aws:ecs:local:000000000000:task/treza/{}",
             outcome.task_id
         );
+        let error_type = outcome
+            .error_type
+            .clone()
+            .unwrap_or_else(|| "TerraformError".into());
+        let error_message = outcome.error_message.clone().unwrap_or_else(|| {
+            format!(
+                "the Terraform runner exited with code {}",
+                outcome.exit_code
+            )
+        });
+        let mut container =
+            json!({"Name": container, "LastStatus": "STOPPED", "ExitCode": outcome.exit_code});
+        if outcome.exit_code != 0 {
+            // ECS's container `Reason`: where the failure handler finds the
+            // runner's own error first, so no stale message can stand in.
+            container["Reason"] = json!(format!("{error_type}: {error_message}"));
+        }
         let description = json!({
             "TaskArn": task_arn,
             "LastStatus": "STOPPED",
             "DesiredStatus": "STOPPED",
             "StopCode": "EssentialContainerExited",
             "StoppedReason": "Essential container in task exited",
-            "Containers": [{"Name": container, "LastStatus": "STOPPED", "ExitCode": outcome.exit_code}],
+            "Containers": [container],
         });
-        // The runner reports back to the record: outputs on success, the real error on failure.
+        // The runner reports back to the record: outputs on success, the real
+        // error on failure. Only while the record is still in this run's
+        // in-progress status: a stale run never writes over a newer state.
+        let in_progress = if action == "destroy" {
+            Status::Destroying
+        } else {
+            Status::Deploying
+        };
         let now = clock::now_iso();
-        let write = self
-            .store
-            .update_enclave(&enclave_id, &Condition::any(), &now, |e| {
-                if outcome.exit_code == 0 {
-                    if let Some(id) = outcome.outputs.get("instance_id").and_then(Value::as_str) {
-                        e.instance_id = Some(id.to_string());
+        let write = self.store.update_enclave(
+            &enclave_id,
+            &Condition::status_in(&[in_progress]),
+            &now,
+            |e| {
+                match (outcome.exit_code == 0, action.as_str()) {
+                    (true, "destroy") => {
+                        e.instance_id = None;
+                        e.outputs.clear();
                     }
-                    e.outputs = outcome.outputs.clone();
-                } else {
-                    e.error_type = Some(
-                        outcome
-                            .error_type
-                            .clone()
-                            .unwrap_or_else(|| "TerraformError".into()),
-                    );
-                    e.error_message = Some(outcome.error_message.clone().unwrap_or_else(|| {
-                        format!(
-                            "the Terraform runner exited with code {}",
-                            outcome.exit_code
-                        )
-                    }));
+                    (true, _) => {
+                        if let Some(id) = outcome.outputs.get("instance_id").and_then(Value::as_str)
+                        {
+                            e.instance_id = Some(id.to_string());
+                        }
+                        e.outputs = outcome.outputs.clone();
+                    }
+                    (false, _) => {
+                        e.error_type = Some(error_type.clone());
+                        e.error_message = Some(error_message.clone());
+                    }
                 }
                 Ok::<(), std::convert::Infallible>(())
-            });
+            },
+        );
         if let Err(e) = write {
-            tracing::error!(enclave = %enclave_id, error = %e, "cannot record the runner's result");
+            tracing::warn!(enclave = %enclave_id, error = %e, "runner result not recorded on the enclave");
         }
         drop((one, slot));
         {

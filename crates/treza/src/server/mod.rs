@@ -75,6 +75,8 @@ pub struct ServerHandle {
     pub store: Arc<Store>,
     pub resumed: usize,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Held while the server runs: one server per data directory.
+    _lock: std::fs::File,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -96,10 +98,33 @@ impl ServerHandle {
     }
 }
 
+/// Takes the data directory's exclusive lock: two servers driving the same
+/// journal would run every workflow twice.
+fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let path = data_dir.join("treza.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own; released when the file closes.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        anyhow::bail!(
+            "another treza server is using {} (its lock {} is held)",
+            data_dir.display(),
+            path.display()
+        );
+    }
+    Ok(file)
+}
+
 pub async fn start(config: ServerConfig) -> anyhow::Result<ServerHandle> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&config.data_dir)?;
+    let lock = lock_data_dir(&data_dir)?;
     let store = Arc::new(Store::open(&database_path(&data_dir)).context("cannot open the store")?);
     let wake = Arc::new(Notify::new());
     let wake_monitor = Arc::new(Notify::new());
@@ -126,11 +151,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<ServerHandle> {
         config.max_concurrent_runs,
     ));
     let engine = Arc::new(engine::Engine::new(store.clone(), host)?);
-    let resumed = engine.resume_all()?;
-
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let resumed = engine.resume_all()?;
     let addr = listener.local_addr()?;
     let data_dir_for_monitor = data_dir.clone();
     let app = api::router(AppState {
@@ -160,6 +184,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<ServerHandle> {
         store,
         resumed,
         shutdown: Some(tx),
+        _lock: lock,
         tasks: vec![stream, monitor, http],
     })
 }

@@ -80,8 +80,19 @@ impl Monitor {
     }
 
     async fn transition(&self, e: Enclave, action: &'static str) -> anyhow::Result<()> {
-        let config = treza_core::validate_provider_config(&e.provider_id, &e.provider_config)
-            .map_err(|errs| anyhow::anyhow!("stored configuration no longer validates: {errs}"))?;
+        // A problem that retrying cannot fix ends the transition FAILED,
+        // never stuck in PAUSING/RESUMING.
+        let config = match treza_core::validate_provider_config(&e.provider_id, &e.provider_config)
+        {
+            Ok(c) => c,
+            Err(errs) => {
+                return self.record(
+                    &e,
+                    Status::Failed,
+                    Some(format!("stored configuration no longer validates: {errs}")),
+                );
+            }
+        };
         let spec = local_workload_spec(&serde_json::to_value(&config)?);
         let dir = ChildProcessRunner::enclave_dir(&self.data_dir, &e.id).join("workload");
         self.log(
@@ -96,7 +107,17 @@ impl Monitor {
             .env("TREZA_ENCLAVE_ID", &e.id)
             .stdin(std::process::Stdio::null())
             .output()
-            .await?;
+            .await;
+        let out = match out {
+            Ok(o) => o,
+            Err(err) => {
+                let msg = format!(
+                    "cannot run the workload supervisor {}: {err}",
+                    self.supervisor.display()
+                );
+                return self.record(&e, Status::Failed, Some(msg));
+            }
+        };
         let stderr = String::from_utf8_lossy(&out.stderr);
         let (next, error) = match (e.status, out.status.success()) {
             (Status::Pausing, true) => (Status::Paused, None),
@@ -110,6 +131,11 @@ impl Monitor {
                 (Status::Failed, Some(reason))
             }
         };
+        self.record(&e, next, error)
+    }
+
+    /// Moves the enclave on from the status it had when the monitor picked it up.
+    fn record(&self, e: &Enclave, next: Status, error: Option<String>) -> anyhow::Result<()> {
         let cond = Condition {
             expected_version: Some(e.version),
             expected_status: Some(vec![e.status]),

@@ -143,8 +143,7 @@ impl RunnerBackend for ChildProcessRunner {
                 )
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true);
+                .stderr(Stdio::piped());
             if let Some(tf) = &self.terraform {
                 cmd.env("TREZA_TERRAFORM", tf);
             }
@@ -168,6 +167,10 @@ impl RunnerBackend for ChildProcessRunner {
                     )
                 }
             };
+            // Dropped before the runner exits (the execution stopped waiting,
+            // the server shuts down): ask it to stop, so it interrupts
+            // Terraform and releases the state instead of being killed.
+            let mut stop_guard = StopOnDrop(child.id());
             let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
                 return fail("Internal", "runner pipes unavailable".into());
             };
@@ -218,6 +221,7 @@ impl RunnerBackend for ChildProcessRunner {
                 }
             }
             let status = child.wait().await;
+            stop_guard.0 = None;
             let _ = stderr_task.await;
             let exit_code = match status {
                 Ok(s) => s.code().map(i64::from).unwrap_or(137),
@@ -237,6 +241,20 @@ impl RunnerBackend for ChildProcessRunner {
                 error_message: text("error_message"),
             }
         })
+    }
+}
+
+/// Sends SIGTERM to a still-running child when dropped.
+struct StopOnDrop(Option<u32>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(|p| i32::try_from(p).ok()) {
+            // SAFETY: kill only sends a signal to our own, not yet reaped, child.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
     }
 }
 

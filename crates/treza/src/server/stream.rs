@@ -7,7 +7,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
-use treza_store::Store;
+use treza_store::{Condition, Store};
 
 pub const CONSUMER: &str = "workflow-router";
 
@@ -30,6 +30,18 @@ pub fn process_batch(store: &Store, engine: &Arc<Engine>) -> anyhow::Result<usiz
                 match e.downcast_ref::<treza_store::StoreError>() {
                     Some(treza_store::StoreError::ExecutionAlreadyExists { .. }) => {
                         tracing::warn!(execution = %start.execution_name, error = %e, "change skipped");
+                        let cond = Condition::status_in(&[new.status]).and_version(new.version);
+                        let msg = format!(
+                            "execution {} already exists with different input; the request was not started",
+                            start.execution_name
+                        );
+                        let _ =
+                            store.update_enclave(&new.id, &cond, &crate::clock::now_iso(), |r| {
+                                r.status = treza_core::Status::Failed;
+                                r.error_type = Some("Conflict".into());
+                                r.error_message = Some(msg.clone());
+                                Ok::<(), std::convert::Infallible>(())
+                            });
                     }
                     _ => return Err(e),
                 }
