@@ -7,9 +7,11 @@
 #    case in cases/: base.tfvars.json plus cases/<name>.tfvars.json.
 #    ok-*  must plan; bad-* must fail with the text in cases/<name>.expect
 #    among the plan's diagnostics.
-# 2. Renders templates/user-data.sh.tftpl with a sample locator, checks that
+# 2. Compares instance_types.tf with the table and parent reservations in
+#    crates/core/src/validate.rs.
+# 3. Renders templates/user-data.sh.tftpl with a sample locator, checks that
 #    the locator is its only templated value and that `bash -n` accepts it
-#    (and shellcheck, when installed).
+#    (and shellcheck, when installed, on it and the helpers it writes).
 #
 # Usage: validation.sh [terraform]   (default: $TREZA_TERRAFORM, then PATH)
 set -euo pipefail
@@ -77,6 +79,27 @@ for case_file in "$here"/cases/*.tfvars.json; do
     *) fail "$name" "case names start with ok- or bad-" ;;
   esac
 done
+
+# The instance-type table and parent reservations match core's.
+count=$((count + 1))
+core="$module/../../crates/core/src/validate.rs"
+if [ -f "$core" ]; then
+  core_rows="$(sed -nE 's/^ *it\("([^"]+)", ([0-9]+), ([0-9]+)\),.*/\1 \2 \3/p' "$core" |
+    awk '{ print $1, $2, $3 * 1024 }' | sort)"
+  module_rows="$(sed -nE 's/^ *"([^"]+)" *= *\{ *vcpus *= *([0-9]+), *memory_mib *= *([0-9]+) *\}.*/\1 \2 \3/p' \
+    "$module/instance_types.tf" | sort)"
+  [ -n "$core_rows" ] && [ "$core_rows" = "$module_rows" ] ||
+    fail "instance-types" "instance_types.tf differs from INSTANCE_TYPES in crates/core/src/validate.rs: $(diff <(echo "$core_rows") <(echo "$module_rows") | tr '\n' ' ')"
+  for pair in "PARENT_MIN_VCPUS parent_min_vcpus" "PARENT_RESERVED_MEMORY_MIB parent_reserved_memory_mib"; do
+    read -r rust_name tf_name <<<"$pair"
+    rust_value="$(sed -nE "s/^pub const $rust_name: u32 = ([0-9]+);/\1/p" "$core")"
+    tf_value="$(sed -nE "s/^ *$tf_name *= *([0-9]+)/\1/p" "$module/instance_types.tf")"
+    [ -n "$rust_value" ] && [ "$rust_value" = "$tf_value" ] ||
+      fail "instance-types" "$tf_name is '$tf_value' but core's $rust_name is '$rust_value'"
+  done
+else
+  echo "validation: $core not found, skipping the table comparison" >&2
+fi
 
 # The user-data template: one templated value, valid bash.
 count=$((count + 1))
