@@ -13,8 +13,9 @@ variable "workload" {
     The workload to supervise, as an object or as a JSON string holding one:
     command (argv list, required), environment (map of string), workload_type
     (service | daemon | batch), expose_ports (list of ports), health_check_path,
-    health_check_interval, startup_timeout_seconds. The supervisor validates
-    the fields; Terraform only checks that a command is present.
+    health_check_interval, startup_timeout_seconds, stop_grace_seconds. The
+    supervisor validates the fields; Terraform only checks that a command is
+    present.
   EOT
   type        = any
 

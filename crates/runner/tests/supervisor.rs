@@ -76,9 +76,11 @@ fn daemon_start_is_idempotent_and_stop_is_too() {
     let stop = supervisor(dir.path(), &spec, "stop");
     assert!(stop.status.success(), "{}", stderr(&stop));
     assert!(eventually(Duration::from_secs(5), || !alive(pid)));
+    // Stopped on purpose: not running, not crashed, SIGTERM recorded as 128+15.
     assert_eq!(
         status(dir.path()),
-        json!({"running": false, "pid": null, "exit_code": null})
+        json!({"running": false, "healthy": false, "pid": null, "exit_code": 143,
+               "crashed": false, "reason": "no workload is running"})
     );
     let stop_again = supervisor(dir.path(), &spec, "stop");
     assert!(stop_again.status.success());
@@ -193,4 +195,210 @@ fn usage_errors_exit_2() {
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("TREZA_WORKLOAD_DIR is not set"));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+fn start_time(pid: i64) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19).map(str::to_string)
+}
+
+fn signal(pid: i64, sig: i32) {
+    // SAFETY: signals a process this test started.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+fn http_service(port: u16) -> Value {
+    json!({
+        "command": ["python3", "-m", "http.server", port.to_string(), "--bind", "127.0.0.1"],
+        "workload_type": "service", "expose_ports": [port],
+        "health_check_interval": 0.5, "stop_grace_seconds": 2
+    })
+}
+
+#[test]
+fn service_status_probes_health_once_and_start_adopts_a_healthy_process() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let spec = http_service(port);
+    let out = supervisor(dir.path(), &spec, "start");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = status(dir.path());
+    assert_eq!(st["running"], json!(true), "{st}");
+    assert_eq!(st["healthy"], json!(true), "{st}");
+    assert_eq!(st["crashed"], json!(false));
+    assert_eq!(st["reason"], json!(null));
+    let pid = st["pid"].as_i64().expect("pid");
+    let born = start_time(pid).expect("start time");
+
+    // As after a server restart: a new supervisor finds the process through
+    // the pid file and /proc start time, and restarts nothing.
+    let again = supervisor(dir.path(), &spec, "start");
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("already running and healthy"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+    assert_eq!(status(dir.path())["pid"], json!(pid));
+    assert_eq!(
+        start_time(pid),
+        Some(born.clone()),
+        "the workload was restarted"
+    );
+
+    // Frozen: still running, but the one probe times out.
+    signal(pid, libc::SIGSTOP);
+    let started = Instant::now();
+    let st = status(dir.path());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "one bounded probe"
+    );
+    assert_eq!(st["running"], json!(true), "{st}");
+    assert_eq!(st["healthy"], json!(false), "{st}");
+    assert_eq!(st["crashed"], json!(false), "{st}");
+    let reason = st["reason"].as_str().unwrap_or("").to_string();
+    assert!(
+        reason.starts_with(&format!("health check GET http://127.0.0.1:{port}/")),
+        "{reason}"
+    );
+    signal(pid, libc::SIGCONT);
+    assert!(eventually(Duration::from_secs(5), || status(dir.path())
+        ["healthy"]
+        == json!(true)));
+    assert_eq!(start_time(pid), Some(born));
+
+    let stop = supervisor(dir.path(), &spec, "stop");
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    assert!(!alive(pid));
+}
+
+#[test]
+fn start_replaces_a_running_but_unhealthy_service() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let spec = http_service(port);
+    assert!(supervisor(dir.path(), &spec, "start").status.success());
+    let old = status(dir.path())["pid"].as_i64().expect("pid");
+    signal(old, libc::SIGSTOP);
+    let out = supervisor(dir.path(), &spec, "start");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("replacing it"));
+    let st = status(dir.path());
+    let new = st["pid"].as_i64().expect("pid");
+    assert_ne!(new, old);
+    assert!(eventually(Duration::from_secs(5), || !alive(old)));
+    assert_eq!(st["healthy"], json!(true), "{st}");
+    assert!(supervisor(dir.path(), &spec, "stop").status.success());
+}
+
+#[test]
+fn a_crash_is_detected_with_its_exit_status() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let spec = json!({"command": ["sleep", "60"], "workload_type": "daemon"});
+    assert!(supervisor(dir.path(), &spec, "start").status.success());
+    let pid = status(dir.path())["pid"].as_i64().expect("pid");
+    signal(pid, libc::SIGKILL);
+    assert!(
+        eventually(Duration::from_secs(5), || status(dir.path())["crashed"]
+            == json!(true)),
+        "{}",
+        status(dir.path())
+    );
+    let st = status(dir.path());
+    assert_eq!(st["running"], json!(false));
+    assert_eq!(st["healthy"], json!(false));
+    assert_eq!(st["exit_code"], json!(137));
+    assert!(
+        st["reason"].as_str().unwrap_or("").contains("signal 9"),
+        "{st}"
+    );
+    let log = fs::read_to_string(dir.path().join("workload.log")).expect("log");
+    assert!(log.contains("was killed by signal 9"), "{log}");
+    // Stop after a crash is fine and clears the record.
+    assert!(supervisor(dir.path(), &spec, "stop").status.success());
+    assert_eq!(status(dir.path())["crashed"], json!(false));
+}
+
+#[test]
+fn stop_is_graceful_first_and_forced_after_the_grace_period() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let polite = json!({"command": ["sleep", "60"], "workload_type": "daemon",
+                        "stop_grace_seconds": 2});
+    assert!(supervisor(dir.path(), &polite, "start").status.success());
+    let pid = status(dir.path())["pid"].as_i64().expect("pid");
+    let started = Instant::now();
+    let out = supervisor(dir.path(), &polite, "stop");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("exited after SIGTERM"));
+    assert!(!alive(pid));
+    assert_eq!(status(dir.path())["exit_code"], json!(143));
+
+    let stubborn = json!({
+        "command": ["python3", "-c",
+            "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)"],
+        "workload_type": "daemon", "stop_grace_seconds": 2
+    });
+    assert!(supervisor(dir.path(), &stubborn, "start").status.success());
+    let pid = status(dir.path())["pid"].as_i64().expect("pid");
+    let started = Instant::now();
+    // stop reads the grace period from workload.json: no spec needed.
+    let out = supervisor(dir.path(), &json!({}), "stop");
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        took >= Duration::from_secs(2),
+        "killed before the grace period: {took:?}"
+    );
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("was killed"));
+    assert!(!alive(pid));
+    assert_eq!(status(dir.path())["exit_code"], json!(137));
+}
+
+#[test]
+fn workload_output_is_logged_with_environment_values_masked() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let secret = format!("s3cr3t-{}", std::process::id());
+    let spec = json!({
+        "command": ["sh", "-c", "echo \"token is $API_TOKEN\"; echo \"err $API_TOKEN\" >&2; echo plain"],
+        "workload_type": "batch",
+        "environment": {"API_TOKEN": secret}
+    });
+    let out = supervisor(dir.path(), &spec, "start");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = fs::read_to_string(dir.path().join("workload.log")).expect("log");
+    assert!(!log.contains(&secret), "secret in log:\n{log}");
+    assert!(log.contains("token is ***"), "{log}");
+    assert!(log.contains("err ***"), "{log}");
+    assert!(log.contains("plain"), "{log}");
+    // A finished batch: recorded exit code, healthy, not running, not crashed.
+    assert_eq!(
+        status(dir.path()),
+        json!({"running": false, "healthy": true, "pid": null, "exit_code": 0,
+               "crashed": false, "reason": null})
+    );
+}
+
+#[test]
+fn library_status_matches_the_command() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let st = treza_runner::workload::workload_status(dir.path());
+    assert!(!st.running && !st.healthy && !st.crashed);
+    assert_eq!(serde_json::to_value(&st).expect("json"), status(dir.path()));
 }

@@ -3,25 +3,45 @@
 //!
 //! Input comes only from the environment: `TREZA_WORKLOAD_SPEC` (JSON, see
 //! [`WorkloadSpec`]) and `TREZA_WORKLOAD_DIR` (where `workload.pid`,
-//! `workload.log` and `exit_code` live). The workload is exec'd directly from
-//! its argv (no shell), in its own session, so it outlives Terraform and the
-//! runner. `start` returns only once the workload is ready (healthy, alive, or
-//! finished successfully, by type); otherwise it stops the process group and
-//! fails with one line `treza-workload: error: <reason>` on stderr.
+//! `workload.json`, `workload.log` and `exit_code` live).
+//!
+//! Processes: `start` launches a **keeper** (`workload keep`, internal) in a
+//! new session; the keeper execs the workload from its argv (no shell) as its
+//! child, pipes the workload's stdout and stderr through the redactor (every
+//! environment value of the spec is masked) into `workload.log`, and when the
+//! workload exits writes `exit_code` and exits the same way. The keeper is
+//! the group leader recorded in `workload.pid` (pid plus `/proc` start time,
+//! so a recycled pid is never mistaken for it); keeper and workload outlive
+//! Terraform, the runner and the server, and a restarted server adopts them
+//! from the pid file. `start` returns only once the workload is ready
+//! (healthy, alive, or finished successfully, by type); otherwise it stops the
+//! group and fails with one line `treza-workload: error: <reason>` on stderr.
+//! `start` on a running, healthy workload changes nothing.
 //!
 //! A guard process (`workload guard`, internal) watches a pipe from `start`:
 //! if `start` dies before it settles (Terraform interrupted and killed it),
 //! the guard stops the half-started workload, so an interrupted deploy never
 //! leaves a process behind.
 //!
-//! Invariant: environment values are never printed, not even in errors.
+//! `stop` sends the group SIGTERM, waits the spec's `stop_grace_seconds`
+//! (default 10), then SIGKILL. [`workload_status`] (`workload status`) says
+//! whether the workload runs, is healthy (one HTTP probe for a service),
+//! or crashed (started, not stopped, and gone), with its exit code.
+//!
+//! Invariant: environment values are never printed, not even in errors, and
+//! never reach `workload.log` unmasked (values shorter than
+//! [`treza_core::redact::MIN_SECRET_LEN`] are not masked).
 
 mod health;
 mod process;
 mod spec;
 
-pub use process::{PidRecord, EXIT_CODE_FILE, LOG_FILE, PID_FILE};
-pub use spec::{SpecError, WorkloadSpec, WorkloadType, DEFAULT_STARTUP_TIMEOUT};
+pub use health::{is_healthy, probe as probe_http};
+pub use process::{PidRecord, EXIT_CODE_FILE, LOG_FILE, META_FILE, PID_FILE};
+pub use spec::{
+    SpecError, WorkloadMeta, WorkloadSpec, WorkloadType, DEFAULT_STARTUP_TIMEOUT,
+    DEFAULT_STOP_GRACE,
+};
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -38,8 +58,14 @@ use process::{read_pid_record, remove_file_if_present, stop_group, write_pid_rec
 pub const SPEC_ENV: &str = "TREZA_WORKLOAD_SPEC";
 /// Environment variable holding the workload directory.
 pub const DIR_ENV: &str = "TREZA_WORKLOAD_DIR";
-/// How long a workload gets between SIGTERM and SIGKILL.
-pub const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long a workload gets between SIGTERM and SIGKILL when its spec does
+/// not say (also for clearing the remains of a dead one).
+pub const STOP_GRACE: Duration = DEFAULT_STOP_GRACE;
+/// Longest log line written in one piece; longer lines are split.
+const MAX_LOG_LINE: u64 = 64 * 1024;
+/// How long the keeper keeps copying output after the workload exited (a
+/// grandchild may hold the pipes open).
+const KEEPER_DRAIN: Duration = Duration::from_secs(2);
 /// How long a daemon must stay alive to count as started.
 const DAEMON_SETTLE: Duration = Duration::from_secs(1);
 /// Variables the workload inherits from the supervisor; nothing else leaks in.
@@ -64,6 +90,7 @@ pub fn workload_main(args: &[String]) -> i32 {
         ["stop"] => stop(),
         ["status"] => status(),
         ["guard"] => guard(),
+        ["keep"] => keep(),
         _ => {
             eprintln!("treza-workload: error: {USAGE}");
             return 2;
@@ -104,10 +131,15 @@ fn workload_dir() -> Result<PathBuf, Failure> {
     }
 }
 
-fn read_spec() -> Result<WorkloadSpec, Failure> {
+fn read_spec() -> Result<(WorkloadSpec, String), Failure> {
     let text = std::env::var(SPEC_ENV)
         .map_err(|_| Failure(format!("{SPEC_ENV} is not set (or not UTF-8)")))?;
-    WorkloadSpec::from_json(&text).map_err(|e| Failure(e.to_string()))
+    let spec = WorkloadSpec::from_json(&text).map_err(|e| Failure(e.to_string()))?;
+    Ok((spec, text))
+}
+
+fn read_meta(dir: &Path) -> Option<WorkloadMeta> {
+    serde_json::from_str(&fs::read_to_string(dir.join(META_FILE)).ok()?).ok()
 }
 
 fn say(line: &str) {
@@ -118,24 +150,35 @@ fn say(line: &str) {
 // ---------------------------------------------------------------- start
 
 fn start() -> Result<(), Failure> {
-    let spec = read_spec()?;
+    let (spec, spec_text) = read_spec()?;
     let dir = workload_dir()?;
     fs::create_dir_all(&dir)
         .map_err(|e| Failure(format!("cannot create {}: {e}", dir.display())))?;
 
     if let Some(record) = read_pid_record(&dir) {
         if record.leader_alive() {
-            say(&format!(
-                "workload already running (pid {}); nothing to do",
-                record.pid
-            ));
-            return Ok(());
+            match current_health(&spec) {
+                Ok(()) => {
+                    say(&format!(
+                        "workload already running and healthy (pid {}); nothing to do",
+                        record.child.unwrap_or(record.pid)
+                    ));
+                    return Ok(());
+                }
+                Err(problem) => say(&format!(
+                    "workload running but unhealthy ({problem}); replacing it"
+                )),
+            }
         }
-        // A previous run died; clear whatever is left of its group.
-        stop_group(&record, STOP_GRACE, || {})?;
+        // A previous run died or is unhealthy; clear whatever is left of its group.
+        let grace = read_meta(&dir).map_or(STOP_GRACE, |m| m.stop_grace());
+        stop_group(&record, grace, || {})?;
         remove_file_if_present(&process::pid_path(&dir)).map_err(io_failure("pid file"))?;
     }
     remove_file_if_present(&dir.join(EXIT_CODE_FILE)).map_err(io_failure("exit_code file"))?;
+    let meta =
+        serde_json::to_string(&WorkloadMeta::of(&spec)).map_err(|e| Failure(e.to_string()))?;
+    fs::write(dir.join(META_FILE), meta + "\n").map_err(io_failure("workload.json"))?;
 
     let log = OpenOptions::new()
         .create(true)
@@ -145,13 +188,24 @@ fn start() -> Result<(), Failure> {
     let mut guard = Guard::spawn(&dir, &log)?;
     let parent = parent_pid();
 
-    let mut child = spawn_workload(&spec, &dir, &log)?;
-    let pid = child.id() as i32;
-    let record = match PidRecord::capture(pid) {
-        Ok(r) => r,
+    let (mut keeper, workload_pid) = spawn_keeper(&spec_text, &dir, &log)?;
+    let keeper_pid = keeper.id() as i32;
+    let workload_pid = match workload_pid {
+        Ok(pid) => pid,
+        Err(reason) => {
+            let _ = keeper.wait();
+            guard.settle();
+            return Err(Failure(reason));
+        }
+    };
+    let record = match PidRecord::capture(keeper_pid) {
+        Ok(r) => PidRecord {
+            child: Some(workload_pid),
+            ..r
+        },
         Err(_) => {
             // It exited already; its status explains why.
-            let status = child.wait().map_err(io_failure("wait for workload"))?;
+            let status = keeper.wait().map_err(io_failure("wait for workload"))?;
             guard.settle();
             return Err(Failure(format!(
                 "workload {} before it could be recorded",
@@ -162,18 +216,18 @@ fn start() -> Result<(), Failure> {
     guard.watch(&record);
     write_pid_record(&dir, &record).map_err(io_failure("pid file"))?;
     say(&format!(
-        "started {} workload {:?} as pid {pid}; log: {}",
+        "started {} workload {:?} as pid {workload_pid}; log: {}",
         spec.workload_type.as_str(),
         spec.command[0],
         dir.join(LOG_FILE).display()
     ));
 
-    let outcome = wait_until_ready(&spec, &mut child, &dir, parent);
+    let outcome = wait_until_ready(&spec, &mut keeper, parent);
     match outcome {
         Ok(message) => {
             if spec.workload_type == WorkloadType::Batch {
                 // Finished: nothing of ours may keep running.
-                stop_group(&record, STOP_GRACE, || {})?;
+                stop_group(&record, spec.stop_grace, || {})?;
                 remove_file_if_present(&process::pid_path(&dir)).map_err(io_failure("pid file"))?;
             }
             guard.settle();
@@ -181,10 +235,10 @@ fn start() -> Result<(), Failure> {
             Ok(())
         }
         Err(reason) => {
-            let stopped = stop_group(&record, STOP_GRACE, || {
-                let _ = child.try_wait();
+            let stopped = stop_group(&record, spec.stop_grace, || {
+                let _ = keeper.try_wait();
             });
-            let _ = child.try_wait();
+            let _ = keeper.try_wait();
             remove_file_if_present(&process::pid_path(&dir)).map_err(io_failure("pid file"))?;
             guard.settle();
             match stopped {
@@ -195,31 +249,50 @@ fn start() -> Result<(), Failure> {
     }
 }
 
-fn io_failure(what: &'static str) -> impl Fn(io::Error) -> Failure {
-    move |e| Failure(format!("{what}: {e}"))
+/// Whether a running workload is as its type wants it: a service answers
+/// one health probe; anything else only has to be alive.
+fn current_health(spec: &WorkloadSpec) -> Result<(), String> {
+    if spec.workload_type != WorkloadType::Service {
+        return Ok(());
+    }
+    let port = spec.expose_ports.first().copied().unwrap_or(0);
+    probe_once(port, &spec.health_check_path, spec.health_check_interval)
 }
 
-fn parent_pid() -> i32 {
-    // SAFETY: getppid has no preconditions.
-    unsafe { libc::getppid() }
+/// One health probe, bounded by the check interval (at most 2 s).
+fn probe_once(port: u16, path: &str, interval: Duration) -> Result<(), String> {
+    let budget = interval.clamp(Duration::from_millis(200), Duration::from_secs(2));
+    let url = format!("http://127.0.0.1:{port}{path}");
+    match health::probe(port, path, budget) {
+        Ok(code) if health::is_healthy(code) => Ok(()),
+        Ok(code) => Err(format!("health check GET {url} answered HTTP {code}")),
+        Err(problem) => Err(format!("health check GET {url} failed: {problem}")),
+    }
 }
 
-fn spawn_workload(spec: &WorkloadSpec, dir: &Path, log: &File) -> Result<Child, Failure> {
-    let mut cmd = Command::new(&spec.command[0]);
-    cmd.args(&spec.command[1..])
+/// Starts the keeper in its own session and reads its first line: the
+/// workload's pid, or why the workload could not be started.
+fn spawn_keeper(
+    spec_text: &str,
+    dir: &Path,
+    log: &File,
+) -> Result<(Child, Result<i32, String>), Failure> {
+    let exe = std::env::current_exe().map_err(io_failure("locate own executable"))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["workload", "keep"])
         .env_clear()
         .current_dir(dir)
         .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(io_failure("workload.log"))?)
+        .stdout(Stdio::piped())
         .stderr(log.try_clone().map_err(io_failure("workload.log"))?);
     for name in BASE_ENV {
         if let Some(v) = std::env::var_os(name) {
             cmd.env(name, v);
         }
     }
-    cmd.envs(&spec.environment);
-    // SAFETY: setsid is async-signal-safe; it makes the workload the leader
-    // of a new session and process group, detached from Terraform's.
+    cmd.env(SPEC_ENV, spec_text).env(DIR_ENV, dir);
+    // SAFETY: setsid is async-signal-safe; it makes the keeper the leader of
+    // a new session and process group, detached from Terraform's.
     unsafe {
         cmd.pre_exec(|| {
             if libc::setsid() == -1 {
@@ -228,12 +301,32 @@ fn spawn_workload(spec: &WorkloadSpec, dir: &Path, log: &File) -> Result<Child, 
             Ok(())
         });
     }
-    cmd.spawn().map_err(|e| {
-        Failure(format!(
-            "cannot start workload command {:?}: {e}",
-            spec.command[0]
-        ))
-    })
+    let mut child = cmd
+        .spawn()
+        .map_err(io_failure("start the keeper process"))?;
+    let mut first = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut first);
+    }
+    let first = first.trim_end();
+    let result = if let Some(pid) = first.strip_prefix("pid ") {
+        pid.parse::<i32>()
+            .map_err(|_| "the keeper reported a malformed pid".to_string())
+    } else if let Some(reason) = first.strip_prefix("error ") {
+        Err(reason.to_string())
+    } else {
+        Err("the keeper process exited before starting the workload".to_string())
+    };
+    Ok((child, result))
+}
+
+fn io_failure(what: &'static str) -> impl Fn(io::Error) -> Failure {
+    move |e| Failure(format!("{what}: {e}"))
+}
+
+fn parent_pid() -> i32 {
+    // SAFETY: getppid has no preconditions.
+    unsafe { libc::getppid() }
 }
 
 fn describe_exit(status: ExitStatus) -> String {
@@ -246,12 +339,7 @@ fn describe_exit(status: ExitStatus) -> String {
 
 /// Waits for readiness according to the workload type. Ok(message) when
 /// ready; Err(reason) otherwise (the caller stops the group).
-fn wait_until_ready(
-    spec: &WorkloadSpec,
-    child: &mut Child,
-    dir: &Path,
-    parent: i32,
-) -> Result<String, String> {
+fn wait_until_ready(spec: &WorkloadSpec, child: &mut Child, parent: i32) -> Result<String, String> {
     let started = Instant::now();
     let deadline = spec.startup_timeout.map(|t| started + t);
     let poll = spec
@@ -268,7 +356,7 @@ fn wait_until_ready(
     let mut last_problem = "no probe made yet".to_string();
     loop {
         match child.try_wait() {
-            Ok(Some(status)) => return finished(spec, status, dir, started),
+            Ok(Some(status)) => return finished(spec, status, started),
             Ok(None) => {}
             Err(e) => return Err(format!("cannot check the workload process: {e}")),
         }
@@ -323,14 +411,9 @@ fn wait_until_ready(
     }
 }
 
-/// The workload process exited during start: success only for a batch job
-/// that exited 0.
-fn finished(
-    spec: &WorkloadSpec,
-    status: ExitStatus,
-    dir: &Path,
-    started: Instant,
-) -> Result<String, String> {
+/// The workload exited during start (the keeper exits the same way, after
+/// recording `exit_code`): success only for a batch job that exited 0.
+fn finished(spec: &WorkloadSpec, status: ExitStatus, started: Instant) -> Result<String, String> {
     if spec.workload_type != WorkloadType::Batch {
         let when = match spec.workload_type {
             WorkloadType::Service => "before becoming healthy",
@@ -338,11 +421,6 @@ fn finished(
         };
         return Err(format!("workload {} {when}", describe_exit(status)));
     }
-    let code = status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-    fs::write(dir.join(EXIT_CODE_FILE), format!("{code}\n"))
-        .map_err(|e| format!("cannot record the exit code: {e}"))?;
     if status.success() {
         Ok(format!(
             "batch workload finished successfully after {:.1}s",
@@ -425,7 +503,11 @@ fn guard() -> Result<(), Failure> {
                 parts.next().and_then(|p| p.parse().ok()),
                 parts.next().and_then(|p| p.parse().ok()),
             ) {
-                (Some(pid), Some(start_time)) if line != "settled" => PidRecord { pid, start_time },
+                (Some(pid), Some(start_time)) if line != "settled" => PidRecord {
+                    pid,
+                    start_time,
+                    child: None,
+                },
                 _ => return Ok(()),
             }
         }
@@ -439,7 +521,7 @@ fn guard() -> Result<(), Failure> {
         record.pid
     );
     stop_group(&record, STOP_GRACE, || {})?;
-    if read_pid_record(&dir) == Some(record) {
+    if read_pid_record(&dir).is_some_and(|r| r.same_process(&record)) {
         remove_file_if_present(&process::pid_path(&dir)).map_err(io_failure("pid file"))?;
     }
     Ok(())
@@ -453,8 +535,26 @@ fn stop() -> Result<(), Failure> {
         say("no workload recorded; nothing to stop");
         return Ok(());
     };
-    if stop_group(&record, STOP_GRACE, || {})? {
-        say(&format!("stopped workload process group {}", record.pid));
+    let grace = read_meta(&dir).map_or(STOP_GRACE, |m| m.stop_grace());
+    let started = Instant::now();
+    if stop_group(&record, grace, || {})? {
+        let how = if started.elapsed() >= grace {
+            // SIGKILL took the keeper too, so the exit is recorded here.
+            let code = dir.join(EXIT_CODE_FILE);
+            if !code.exists() {
+                let _ = fs::write(&code, format!("{}\n", 128 + libc::SIGKILL));
+            }
+            format!(
+                "it ignored SIGTERM for {}s and was killed",
+                grace.as_secs_f64()
+            )
+        } else {
+            "it exited after SIGTERM".to_string()
+        };
+        say(&format!(
+            "stopped workload process group {}: {how}",
+            record.pid
+        ));
     } else {
         say("workload was not running");
     }
@@ -464,24 +564,87 @@ fn stop() -> Result<(), Failure> {
 
 // ---------------------------------------------------------------- status
 
-/// What `workload status` prints.
+/// What `workload status` prints, as one JSON object.
+///
+/// - `running`: the recorded keeper (and so its workload) is alive.
+/// - `healthy`: running and, for a service, one HTTP probe of
+///   `health_check_path` on the first exposed port answered 2xx/3xx; a
+///   finished batch is healthy when it exited 0.
+/// - `pid`: the workload's process (the keeper's if unknown).
+/// - `exit_code`: how the workload last ended (128+signal when killed), if it did.
+/// - `crashed`: it was started and not stopped, and is gone.
+/// - `reason`: why it is not healthy; `None` when it is.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WorkloadStatus {
     pub running: bool,
+    pub healthy: bool,
     pub pid: Option<i32>,
     pub exit_code: Option<i32>,
+    pub crashed: bool,
+    pub reason: Option<String>,
 }
 
-/// Reads the status of the workload recorded in `dir`.
+/// Reads the status of the workload recorded in `dir`, with one health probe
+/// for a running service (bounded by its health check interval, at most 2 s).
+/// Cheap enough to call on every poll: a few `/proc` reads and at most one
+/// local HTTP request; it changes nothing.
 pub fn workload_status(dir: &Path) -> WorkloadStatus {
     let record = read_pid_record(dir);
+    let meta = read_meta(dir);
     let exit_code = fs::read_to_string(dir.join(EXIT_CODE_FILE))
         .ok()
-        .and_then(|t| t.trim().parse().ok());
+        .and_then(|t| t.trim().parse::<i32>().ok());
+    let running = record.is_some_and(|r| r.leader_alive());
+    let pid = record.map(|r| r.child.unwrap_or(r.pid));
+    let ended = |code: Option<i32>| match code {
+        Some(c) if c > 128 => format!("exit status {c} (signal {})", c - 128),
+        Some(c) => format!("exit status {c}"),
+        None => "unknown exit status".to_string(),
+    };
+    let (healthy, crashed, reason) = match (record, running) {
+        (Some(_), true) => match meta
+            .as_ref()
+            .filter(|m| m.workload_type == WorkloadType::Service.as_str())
+        {
+            Some(m) => {
+                let port = m.expose_ports.first().copied().unwrap_or(0);
+                match probe_once(port, &m.health_check_path, m.health_check_interval()) {
+                    Ok(()) => (true, false, None),
+                    Err(problem) => (false, false, Some(problem)),
+                }
+            }
+            None => (true, false, None),
+        },
+        (Some(_), false) => (
+            false,
+            true,
+            Some(format!(
+                "the workload stopped without being asked to ({})",
+                ended(exit_code)
+            )),
+        ),
+        (None, _) => {
+            let batch = meta
+                .as_ref()
+                .is_some_and(|m| m.workload_type == WorkloadType::Batch.as_str());
+            match exit_code {
+                Some(0) if batch => (true, false, None),
+                Some(_) if batch => (
+                    false,
+                    false,
+                    Some(format!("the batch workload failed ({})", ended(exit_code))),
+                ),
+                _ => (false, false, Some("no workload is running".to_string())),
+            }
+        }
+    };
     WorkloadStatus {
-        running: record.is_some_and(|r| r.leader_alive()),
-        pid: record.map(|r| r.pid),
+        running,
+        healthy,
+        pid,
         exit_code,
+        crashed,
+        reason,
     }
 }
 
@@ -491,4 +654,152 @@ fn status() -> Result<(), Failure> {
     let text = serde_json::to_string(&status).map_err(|e| Failure(e.to_string()))?;
     println!("{text}");
     Ok(())
+}
+
+// ---------------------------------------------------------------- keep
+
+extern "C" fn keeper_on_signal(_: libc::c_int) {}
+
+/// `workload keep`: parent of the workload for its whole life. Reports the
+/// workload's pid (or why it could not start) on stdout, then copies its
+/// output, redacted, into `workload.log`, records its exit and exits the
+/// same way. SIGTERM/SIGINT/SIGHUP only reach the workload (the group
+/// gets them); the keeper waits for it so the last lines and the exit code
+/// are written.
+fn keep() -> Result<(), Failure> {
+    let (spec, _) = read_spec()?;
+    let dir = workload_dir()?;
+    let handler: extern "C" fn(libc::c_int) = keeper_on_signal;
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: the handler does nothing; a caught signal resets to its
+        // default in the exec'd workload, so the workload still gets it.
+        unsafe {
+            libc::signal(sig, handler as libc::sighandler_t);
+        }
+    }
+    let mut cmd = Command::new(&spec.command[0]);
+    cmd.args(&spec.command[1..])
+        .env_clear()
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for name in BASE_ENV {
+        if let Some(v) = std::env::var_os(name) {
+            cmd.env(name, v);
+        }
+    }
+    cmd.envs(&spec.environment);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            report_to_start(&format!(
+                "error cannot start workload command {:?}: {e}",
+                spec.command[0]
+            ));
+            return Err(Failure(format!(
+                "cannot start workload command {:?}: {e}",
+                spec.command[0]
+            )));
+        }
+    };
+    report_to_start(&format!("pid {}", child.id()));
+
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(LOG_FILE))
+        .map_err(io_failure("workload.log"))?;
+    let redactor = std::sync::Arc::new(treza_core::Redactor::new(spec.environment.values()));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let mut pumps = 0;
+    let out = child
+        .stdout
+        .take()
+        .map(|p| Box::new(p) as Box<dyn io::Read + Send>);
+    let err = child
+        .stderr
+        .take()
+        .map(|p| Box::new(p) as Box<dyn io::Read + Send>);
+    for pipe in [out, err].into_iter().flatten() {
+        let log = log.try_clone().map_err(io_failure("workload.log"))?;
+        let redactor = redactor.clone();
+        let done = done_tx.clone();
+        thread::spawn(move || {
+            copy_redacted(pipe, log, &redactor);
+            let _ = done.send(());
+        });
+        pumps += 1;
+    }
+    drop(done_tx);
+
+    let status = loop {
+        match child.wait() {
+            Ok(status) => break status,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_failure("wait for workload")(e)),
+        }
+    };
+    let deadline = Instant::now() + KEEPER_DRAIN;
+    while pumps > 0 {
+        match done_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(()) => pumps -= 1,
+            Err(_) => break,
+        }
+    }
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    let _ = fs::write(dir.join(EXIT_CODE_FILE), format!("{code}\n"));
+    let mut log = log;
+    let _ = writeln!(log, "treza-workload: workload {}", describe_exit(status));
+    // Exit the way the workload did, so `start` (our parent) sees its status.
+    if let Some(sig) = status.signal() {
+        // SAFETY: restoring the default action and raising a signal on
+        // ourselves has no memory-safety preconditions.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
+    }
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+/// Writes the keeper's one report line to `start`, then lets go of the pipe
+/// so a later write can never fail on a closed reader.
+fn report_to_start(line: &str) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+    if let Ok(null) = OpenOptions::new().write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto fd 1 replaces our stdout with /dev/null.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 1);
+        }
+    }
+}
+
+/// Copies lines from `pipe` to `log`, each redacted and written in one call
+/// (O_APPEND keeps the two streams' lines whole); lines longer than
+/// [`MAX_LOG_LINE`] are written in pieces.
+fn copy_redacted(pipe: Box<dyn io::Read + Send>, mut log: File, redactor: &treza_core::Redactor) {
+    let mut reader = BufReader::new(pipe);
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        buf.clear();
+        match io::Read::take(&mut reader, MAX_LOG_LINE).read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let newline = buf.last() == Some(&b'\n');
+                if newline {
+                    buf.pop();
+                }
+                let text = String::from_utf8_lossy(&buf);
+                let mut line = redactor.redact(&text).into_owned();
+                line.push('\n');
+                let _ = log.write_all(line.as_bytes());
+            }
+        }
+    }
 }

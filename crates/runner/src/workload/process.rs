@@ -12,14 +12,20 @@ use serde::{Deserialize, Serialize};
 pub const PID_FILE: &str = "workload.pid";
 pub const LOG_FILE: &str = "workload.log";
 pub const EXIT_CODE_FILE: &str = "exit_code";
+/// The spec without command and environment, for `status` and `stop`.
+pub const META_FILE: &str = "workload.json";
 
 /// What `workload.pid` records: the process (also its group and session
 /// leader) and its start time in clock ticks since boot, from
 /// `/proc/<pid>/stat`, so a recycled pid is never mistaken for ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PidRecord {
+    /// The keeper: group and session leader, parent of the workload.
     pub pid: i32,
     pub start_time: u64,
+    /// The workload process itself (the keeper's child), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child: Option<i32>,
 }
 
 /// The fields of `/proc/<pid>/stat` the supervisor needs.
@@ -63,12 +69,18 @@ impl PidRecord {
         Ok(PidRecord {
             pid,
             start_time: stat.start_time,
+            child: None,
         })
     }
 
     /// True when the recorded process still runs (same pid, same start time).
     pub fn leader_alive(&self) -> bool {
         matches!(read_stat(self.pid), Some(s) if s.start_time == self.start_time && is_live(&s))
+    }
+
+    /// The same process as `other` (pid and start time; `child` aside).
+    pub fn same_process(&self, other: &PidRecord) -> bool {
+        self.pid == other.pid && self.start_time == other.start_time
     }
 
     /// Pids of live processes in the recorded process group. The group id is
@@ -187,6 +199,7 @@ mod tests {
         let recycled = PidRecord {
             pid: me,
             start_time: rec.start_time + 1,
+            child: None,
         };
         assert!(!recycled.leader_alive());
     }
@@ -198,8 +211,19 @@ mod tests {
         let rec = PidRecord {
             pid: 12,
             start_time: 34,
+            child: Some(56),
         };
         write_pid_record(dir.path(), &rec).expect("write");
         assert_eq!(read_pid_record(dir.path()), Some(rec));
+        // Records written before `child` existed still read.
+        fs::write(pid_path(dir.path()), "{\"pid\": 1, \"start_time\": 2}").expect("write");
+        assert_eq!(
+            read_pid_record(dir.path()),
+            Some(PidRecord {
+                pid: 1,
+                start_time: 2,
+                child: None
+            })
+        );
     }
 }

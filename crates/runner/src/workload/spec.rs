@@ -46,11 +46,47 @@ pub struct WorkloadSpec {
     /// How long start waits for readiness. `None` for a batch without an
     /// explicit `startup_timeout_seconds`: it may run as long as it needs.
     pub startup_timeout: Option<Duration>,
+    /// Between SIGTERM and SIGKILL when stopping (`stop_grace_seconds`).
+    pub stop_grace: Duration,
+}
+
+/// What `start` records in `workload.json` for `status` and `stop`, which
+/// get no spec: the spec without its command and environment (no secrets).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WorkloadMeta {
+    pub workload_type: String,
+    pub expose_ports: Vec<u16>,
+    pub health_check_path: String,
+    pub health_check_interval_seconds: f64,
+    pub stop_grace_seconds: f64,
+}
+
+impl WorkloadMeta {
+    pub fn of(spec: &WorkloadSpec) -> Self {
+        WorkloadMeta {
+            workload_type: spec.workload_type.as_str().to_string(),
+            expose_ports: spec.expose_ports.clone(),
+            health_check_path: spec.health_check_path.clone(),
+            health_check_interval_seconds: spec.health_check_interval.as_secs_f64(),
+            stop_grace_seconds: spec.stop_grace.as_secs_f64(),
+        }
+    }
+
+    pub fn stop_grace(&self) -> Duration {
+        Duration::try_from_secs_f64(self.stop_grace_seconds).unwrap_or(DEFAULT_STOP_GRACE)
+    }
+
+    pub fn health_check_interval(&self) -> Duration {
+        Duration::try_from_secs_f64(self.health_check_interval_seconds)
+            .unwrap_or(DEFAULT_HEALTH_CHECK_INTERVAL)
+    }
 }
 
 /// Default startup deadline for services and daemons.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// Default time a workload gets between SIGTERM and SIGKILL.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Why a spec was rejected: the field and the rule it broke.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +193,8 @@ impl WorkloadSpec {
             (WorkloadType::Batch, None) => None,
             (_, None) => Some(DEFAULT_STARTUP_TIMEOUT),
         };
+        let stop_grace = parse_seconds(o.get("stop_grace_seconds"), "stop_grace_seconds")?
+            .unwrap_or(DEFAULT_STOP_GRACE);
         Ok(WorkloadSpec {
             command,
             environment,
@@ -165,6 +203,7 @@ impl WorkloadSpec {
             health_check_path,
             health_check_interval,
             startup_timeout,
+            stop_grace,
         })
     }
 }
@@ -327,6 +366,10 @@ mod tests {
         assert_eq!(s.startup_timeout, Some(DEFAULT_STARTUP_TIMEOUT));
         assert_eq!(s.health_check_path, "/");
         assert!(s.environment.is_empty());
+        assert_eq!(s.stop_grace, DEFAULT_STOP_GRACE);
+        let meta = WorkloadMeta::of(&s);
+        assert_eq!(meta.stop_grace(), Duration::from_secs(10));
+        assert_eq!(meta.workload_type, "daemon");
     }
 
     #[test]
@@ -406,6 +449,10 @@ mod tests {
             (
                 json!({"command": ["a"], "health_check_interval": "soon"}),
                 "health_check_interval",
+            ),
+            (
+                json!({"command": ["a"], "stop_grace_seconds": 0}),
+                "stop_grace_seconds",
             ),
             (json!(["a"]), "(spec)"),
         ];
