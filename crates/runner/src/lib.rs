@@ -15,9 +15,10 @@
 //! fail with StateLocked.
 //!
 //! [`workload`] is the supervisor that the `providers/local` module's
-//! provisioners call (`treza workload start|stop|status`): it runs the
-//! workload from its argv in its own session and only reports success once
-//! the workload is ready.
+//! provisioners call (`treza workload start|stop|status`): a keeper process
+//! runs the workload from its argv in its own session, logs its output
+//! redacted and records its exit; `start` only reports success once the
+//! workload is ready; [`workload::workload_status`] reports health and crashes.
 //!
 //! Invariants:
 //! - User values reach Terraform only as JSON data (tfvars file, provisioner
