@@ -209,6 +209,7 @@ fn is_safe_name(s: &str, max: usize) -> bool {
 /// | `AWS_SERVICES` | optional; `kms,s3` or a JSON array; lowercase names, at most 32 |
 /// | `EXPOSE_PORTS` | optional; `80,443` or a JSON array; ports 1..=65535, at most 32 |
 /// | `VPC_ID`, `SUBNET_ID`, `SHARED_SECURITY_GROUP_ID` | optional; `vpc-`/`subnet-`/`sg-` + 8 or 17 lowercase hex digits |
+/// | `BOOTSTRAP_BUCKET` | optional; S3 bucket for aws-nitro's bootstrap documents |
 /// | `TF_STATE_BUCKET` | optional; S3 bucket name; selects the S3 backend |
 /// | `TF_STATE_REGION` | S3 only; AWS region; default `AWS_REGION`, then `AWS_DEFAULT_REGION` |
 /// | `TF_LOCK_TABLE` | S3 only, optional; DynamoDB table name (default: S3 lock file) |
@@ -310,6 +311,11 @@ pub fn request_from_env(
             get("SHARED_SECURITY_GROUP_ID"),
             "SHARED_SECURITY_GROUP_ID",
             |t| input::aws_id(t, "sg"),
+        )?,
+        bootstrap_bucket: opt(
+            get("BOOTSTRAP_BUCKET"),
+            "BOOTSTRAP_BUCKET",
+            input::s3_bucket,
         )?,
     };
 
@@ -789,7 +795,7 @@ mod tests {
             &defaults(),
         )
         .expect("valid");
-        assert_eq!(nitro.variables["docker_image"], json!("b:2"));
+        assert_eq!(nitro.variables["workload"]["image"], json!("b:2"));
         assert_eq!(nitro.variables["subnet_id"], json!("subnet-0123abcd"));
         assert_eq!(nitro.variables["wallet_address"], json!("0xabc"));
         assert_eq!(nitro.secrets, vec!["v-secret-1".to_string()]);

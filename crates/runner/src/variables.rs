@@ -13,14 +13,17 @@
 //!   `workload.expose_ports`. The AWS ones (`DOCKER_IMAGE`, `AWS_SERVICES`,
 //!   `VPC_ID`, `SUBNET_ID`, `SHARED_SECURITY_GROUP_ID`) and `WALLET_ADDRESS`
 //!   are validated but not used: the module has no such variables.
-//! - **any other provider** (`aws-nitro`): `CONFIGURATION` is the validated
-//!   `providerConfig` the workflow passes (camelCase) or module variables
-//!   (snake_case). Keys are turned into snake_case (`dockerImage` ->
-//!   `docker_image`, `memoryMiB` -> `memory_mib`), then `docker_image`,
-//!   `workload_type`, `health_check_path`, `health_check_interval` (number),
-//!   `aws_services` (list), `expose_ports` (list of numbers), `vpc_id`,
-//!   `subnet_id`, `shared_security_group_id` and `wallet_address` are set
-//!   from the variables that are present.
+//! - **aws-nitro** (`providers/aws-nitro`): `CONFIGURATION` is the
+//!   validated `providerConfig` the workflow passes (camelCase), which becomes
+//!   the module's `workload` object (`dockerImage` -> `image`, `memoryMiB` ->
+//!   `memory_mib`, `environmentVariables` -> `environment`, ...; keys the
+//!   module does not take, such as `command`, are dropped), or it already
+//!   holds module variables (it has a `workload` key) and is used as is.
+//!   `DOCKER_IMAGE`, `WORKLOAD_TYPE`, `HEALTH_CHECK_PATH`,
+//!   `HEALTH_CHECK_INTERVAL`, `AWS_SERVICES` and `EXPOSE_PORTS` then set the
+//!   matching `workload` fields; `WALLET_ADDRESS`, `VPC_ID`, `SUBNET_ID`,
+//!   `SHARED_SECURITY_GROUP_ID` and `BOOTSTRAP_BUCKET` set the top-level
+//!   variables of the same (snake_case) names.
 //!
 //! Both: `enclave_id` is set to `ENCLAVE_ID` (a different value in
 //! `CONFIGURATION` is an error). When `CONFIGURATION` is absent (destroy
@@ -45,34 +48,31 @@ pub struct ModuleOverrides {
     pub vpc_id: Option<String>,
     pub subnet_id: Option<String>,
     pub shared_security_group_id: Option<String>,
+    pub bootstrap_bucket: Option<String>,
 }
+
+/// providerConfig attribute -> field of the aws-nitro module's `workload`.
+const NITRO_WORKLOAD_FIELDS: &[(&str, &str)] = &[
+    ("dockerImage", "image"),
+    ("instanceType", "instance_type"),
+    ("cpuCount", "cpu_count"),
+    ("memoryMiB", "memory_mib"),
+    ("imageSizeMiB", "image_size_mib"),
+    ("enableDebug", "enable_debug"),
+    ("environmentVariables", "environment"),
+    ("workloadType", "workload_type"),
+    ("exposePorts", "expose_ports"),
+    ("awsServices", "aws_services"),
+    ("healthCheckPath", "health_check_path"),
+    ("healthCheckInterval", "health_check_interval"),
+    ("startupTimeoutSeconds", "startup_timeout_seconds"),
+];
 
 fn config_error(rule: impl Into<String>) -> InputError {
     InputError {
         variable: "CONFIGURATION".to_string(),
         rule: rule.into(),
     }
-}
-
-/// `dockerImage` -> `docker_image`, `memoryMiB` -> `memory_mib`; snake_case
-/// keys are unchanged.
-pub fn snake_case(key: &str) -> String {
-    let key = key.replace("MiB", "Mib");
-    let mut out = String::with_capacity(key.len() + 4);
-    let mut prev_lower = false;
-    for c in key.chars() {
-        if c.is_ascii_uppercase() {
-            if prev_lower {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-            prev_lower = false;
-        } else {
-            prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The module's variables for a run; see the module documentation for the rules.
@@ -90,17 +90,12 @@ pub fn module_variables(
         apply_local(&mut vars, overrides)?;
         vars
     } else {
-        let mut vars = Map::new();
-        for (key, value) in configuration {
-            let snake = snake_case(&key);
-            if vars.contains_key(&snake) {
-                return Err(config_error(format!(
-                    "gives {snake} twice (as {key} and as {snake}); give one"
-                )));
-            }
-            vars.insert(snake, value);
-        }
-        apply_typed(&mut vars, overrides);
+        let mut vars = if configuration.contains_key("workload") {
+            configuration
+        } else {
+            nitro_from_provider_config(configuration)?
+        };
+        apply_nitro(&mut vars, overrides)?;
         vars
     };
     match vars.get("enclave_id") {
@@ -116,34 +111,91 @@ pub fn module_variables(
     Ok(vars)
 }
 
-fn apply_typed(vars: &mut Map<String, Value>, o: &ModuleOverrides) {
-    let mut set = |name: &str, value: Option<Value>| {
+/// The module's variables from a camelCase `providerConfig`.
+fn nitro_from_provider_config(
+    config: Map<String, Value>,
+) -> Result<Map<String, Value>, InputError> {
+    let mut workload = Map::new();
+    let mut vars = Map::new();
+    for (key, value) in config {
+        if value.is_null() {
+            continue;
+        }
+        if key == "enclave_id" || key == "enclaveId" {
+            // Checked against ENCLAVE_ID by the caller.
+            vars.insert("enclave_id".into(), value);
+            continue;
+        }
+        let field = NITRO_WORKLOAD_FIELDS
+            .iter()
+            .find(|(camel, snake)| *camel == key || *snake == key)
+            .map(|(_, snake)| *snake);
+        if let Some(field) = field {
+            if workload.insert(field.to_string(), value).is_some() {
+                return Err(config_error(format!(
+                    "gives workload.{field} twice; give one spelling"
+                )));
+            }
+        }
+    }
+    vars.insert("workload".into(), Value::Object(workload));
+    Ok(vars)
+}
+
+fn apply_nitro(vars: &mut Map<String, Value>, o: &ModuleOverrides) -> Result<(), InputError> {
+    let workload = match vars.get_mut("workload") {
+        Some(Value::Object(m)) => m,
+        _ => return Err(config_error("workload must be an object")),
+    };
+    let set = |map: &mut Map<String, Value>, name: &str, value: Option<Value>| {
         if let Some(v) = value {
-            vars.insert(name.to_string(), v);
+            map.insert(name.to_string(), v);
         }
     };
+    set(workload, "image", o.docker_image.as_ref().map(|v| json!(v)));
     set(
-        "wallet_address",
-        o.wallet_address.as_ref().map(|v| json!(v)),
+        workload,
+        "workload_type",
+        o.workload_type.as_ref().map(|v| json!(v)),
     );
-    set("docker_image", o.docker_image.as_ref().map(|v| json!(v)));
-    set("workload_type", o.workload_type.as_ref().map(|v| json!(v)));
     set(
+        workload,
         "health_check_path",
         o.health_check_path.as_ref().map(|v| json!(v)),
     );
     set(
+        workload,
         "health_check_interval",
         o.health_check_interval.map(|v| json!(v)),
     );
-    set("aws_services", o.aws_services.as_ref().map(|v| json!(v)));
-    set("expose_ports", o.expose_ports.as_ref().map(|v| json!(v)));
-    set("vpc_id", o.vpc_id.as_ref().map(|v| json!(v)));
-    set("subnet_id", o.subnet_id.as_ref().map(|v| json!(v)));
     set(
+        workload,
+        "aws_services",
+        o.aws_services.as_ref().map(|v| json!(v)),
+    );
+    set(
+        workload,
+        "expose_ports",
+        o.expose_ports.as_ref().map(|v| json!(v)),
+    );
+    set(
+        vars,
+        "wallet_address",
+        o.wallet_address.as_ref().map(|v| json!(v)),
+    );
+    set(vars, "vpc_id", o.vpc_id.as_ref().map(|v| json!(v)));
+    set(vars, "subnet_id", o.subnet_id.as_ref().map(|v| json!(v)));
+    set(
+        vars,
         "shared_security_group_id",
         o.shared_security_group_id.as_ref().map(|v| json!(v)),
     );
+    set(
+        vars,
+        "bootstrap_bucket",
+        o.bootstrap_bucket.as_ref().map(|v| json!(v)),
+    );
+    Ok(())
 }
 
 fn apply_local(vars: &mut Map<String, Value>, o: &ModuleOverrides) -> Result<(), InputError> {
@@ -212,62 +264,91 @@ mod tests {
             vpc_id: Some("vpc-0123abcd".into()),
             subnet_id: Some("subnet-0123abcd".into()),
             shared_security_group_id: Some("sg-0123abcd".into()),
+            bootstrap_bucket: Some("treza-bootstrap".into()),
         }
     }
 
     #[test]
-    fn snake_case_conversion() {
-        assert_eq!(snake_case("dockerImage"), "docker_image");
-        assert_eq!(snake_case("memoryMiB"), "memory_mib");
-        assert_eq!(snake_case("imageSizeMiB"), "image_size_mib");
-        assert_eq!(snake_case("healthCheckInterval"), "health_check_interval");
-        assert_eq!(snake_case("cpu_count"), "cpu_count");
-        assert_eq!(snake_case("enclaveId"), "enclave_id");
-    }
-
-    #[test]
-    fn nitro_config_is_snake_cased_and_overridden() {
+    fn nitro_provider_config_becomes_the_modules_workload() {
         let config = obj(json!({
             "dockerImage": "old:1", "cpuCount": 2, "memoryMiB": 4096,
             "instanceType": "m6i.xlarge", "environmentVariables": {"A": "b"},
-            "workloadType": "daemon", "exposePorts": [], "healthCheckInterval": 10
+            "workloadType": "daemon", "exposePorts": [], "healthCheckInterval": 10,
+            "healthCheckPath": null, "command": ["ignored"]
         }));
         let vars =
             module_variables("aws-nitro", "enc_1", Some(config), &all_overrides()).expect("ok");
-        assert_eq!(vars["docker_image"], json!("nginx:1.27"));
-        assert_eq!(vars["memory_mib"], json!(4096));
-        assert_eq!(vars["cpu_count"], json!(2));
-        assert_eq!(vars["environment_variables"], json!({"A": "b"}));
-        assert_eq!(vars["workload_type"], json!("service"));
-        assert_eq!(vars["expose_ports"], json!([8080]));
-        assert_eq!(vars["health_check_interval"], json!(15));
-        assert_eq!(vars["aws_services"], json!(["kms"]));
+        let w = &vars["workload"];
+        assert_eq!(w["image"], json!("nginx:1.27"));
+        assert_eq!(w["memory_mib"], json!(4096));
+        assert_eq!(w["cpu_count"], json!(2));
+        assert_eq!(w["instance_type"], json!("m6i.xlarge"));
+        assert_eq!(w["environment"], json!({"A": "b"}));
+        assert_eq!(w["workload_type"], json!("service"));
+        assert_eq!(w["expose_ports"], json!([8080]));
+        assert_eq!(w["health_check_interval"], json!(15));
+        assert_eq!(w["health_check_path"], json!("/ready"));
+        assert_eq!(w["aws_services"], json!(["kms"]));
+        assert!(w.get("command").is_none());
         assert_eq!(vars["vpc_id"], json!("vpc-0123abcd"));
         assert_eq!(vars["subnet_id"], json!("subnet-0123abcd"));
         assert_eq!(vars["shared_security_group_id"], json!("sg-0123abcd"));
+        assert_eq!(vars["bootstrap_bucket"], json!("treza-bootstrap"));
         assert_eq!(vars["wallet_address"], json!("0xabc"));
         assert_eq!(vars["enclave_id"], json!("enc_1"));
-        assert!(!vars.contains_key("dockerImage"));
     }
 
     #[test]
-    fn nitro_without_overrides_keeps_configuration() {
-        let config = obj(json!({"dockerImage": "app:2", "health_check_path": "/h"}));
+    fn nitro_module_variables_pass_through() {
+        let config = obj(json!({"workload": {"image": "app:2"}, "subnet_id": "subnet-1"}));
         let vars = module_variables("aws-nitro", "e", Some(config), &ModuleOverrides::default())
             .expect("ok");
         assert_eq!(
             Value::Object(vars),
-            json!({"docker_image": "app:2", "health_check_path": "/h", "enclave_id": "e"})
+            json!({"workload": {"image": "app:2"}, "subnet_id": "subnet-1", "enclave_id": "e"})
         );
     }
 
     #[test]
-    fn both_spellings_of_a_key_are_rejected() {
-        let config = obj(json!({"dockerImage": "a:1", "docker_image": "b:2"}));
+    fn both_spellings_of_a_workload_field_are_rejected() {
+        let config = obj(json!({"dockerImage": "a:1", "image": "b:2"}));
         let err = module_variables("aws-nitro", "e", Some(config), &ModuleOverrides::default())
-            .expect_err("conflict");
-        assert_eq!(err.variable, "CONFIGURATION");
-        assert!(err.rule.contains("docker_image"), "{err}");
+            .expect_err("duplicate");
+        assert!(err.rule.contains("workload.image"), "{err}");
+    }
+
+    /// The variables the runner writes are the ones providers/aws-nitro declares.
+    #[test]
+    fn nitro_variables_match_the_module() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../providers/aws-nitro/variables.tf"
+        );
+        let Ok(tf) = std::fs::read_to_string(dir) else {
+            eprintln!("providers/aws-nitro not found beside the crate; contract not checked");
+            return;
+        };
+        let config = obj(json!({
+            "dockerImage": "a:1", "cpuCount": 2, "memoryMiB": 4096, "instanceType": "m6i.xlarge",
+            "imageSizeMiB": 100, "enableDebug": false, "environmentVariables": {}, "workloadType": "service",
+            "exposePorts": [80], "awsServices": ["kms"], "healthCheckPath": "/", "healthCheckInterval": 10,
+            "startupTimeoutSeconds": 60
+        }));
+        let vars = module_variables("aws-nitro", "e", Some(config), &all_overrides()).expect("ok");
+        for name in vars.keys() {
+            assert!(
+                tf.contains(&format!("variable \"{name}\"")),
+                "module has no variable {name}"
+            );
+        }
+        let start = tf.find("variable \"workload\"").expect("workload variable");
+        let block = &tf[start..];
+        for field in vars["workload"].as_object().expect("object").keys() {
+            assert!(
+                block.contains(&format!("{field} ")) || block.contains(&format!("{field}=")),
+                "workload object has no field {field}"
+            );
+        }
     }
 
     #[test]
