@@ -43,6 +43,7 @@ fn start_server_in(data: tempfile::TempDir, extra_env: &[(&str, &Path)]) -> Serv
     cmd.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data.path())
         .env("TREZA_LOG", "warn")
+        .env("TREZA_HEALTH_INTERVAL_SECONDS", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -680,4 +681,58 @@ fn one_server_per_data_directory_and_queries_fail_as_json() {
     // The enclave does not exist for this key either way, but a bad query must not be plain text.
     assert!(code == 400 || code == 404, "{code} {v}");
     assert!(v.is_object(), "error body is not JSON: {v}");
+}
+
+#[test]
+fn a_crashed_workload_is_reported_on_its_deployed_record() {
+    let s = start_server(&[]);
+    let key = s.key("0xcrashy");
+    let port = free_port();
+    let (code, v) = s.call(
+        "POST",
+        "/api/enclaves",
+        Some(&key),
+        Some(local_request("c", http_server(port), port, json!({}))),
+    );
+    assert_eq!(code, 201, "{v}");
+    let id = v["enclave"]["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        s.wait_for(&key, &id, &["DEPLOYED", "FAILED"])["status"],
+        "DEPLOYED"
+    );
+    let killed = Command::new("pkill")
+        .args(["-KILL", "-f", &format!("http.server {port}")])
+        .status()
+        .expect("pkill");
+    assert!(killed.success(), "no workload process to kill");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, v) = s.call("GET", &format!("/api/enclaves/{id}"), Some(&key), None);
+        if v["enclave"]["errorType"] == "WorkloadCrashed" {
+            assert_eq!(v["enclave"]["status"], "DEPLOYED");
+            assert!(
+                v["enclave"]["errorMessage"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty()),
+                "{v}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "crash never reported: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let errors = s.logs(&key, &id)["logs"]["errors"].to_string();
+    assert!(errors.contains("WorkloadCrashed"), "{errors}");
+    // Terminating a crashed workload still ends DESTROYED.
+    let (code, _) = s.call(
+        "PATCH",
+        &format!("/api/enclaves/{id}"),
+        Some(&key),
+        Some(json!({"action": "terminate"})),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(
+        s.wait_for(&key, &id, &["DESTROYED", "FAILED"])["status"],
+        "DESTROYED"
+    );
 }

@@ -21,11 +21,18 @@ pub struct Monitor {
     /// The binary implementing `workload start|stop` (this one).
     pub supervisor: PathBuf,
     pub data_dir: PathBuf,
+    /// `TREZA_HEALTH_INTERVAL_SECONDS`, default 10.
+    health_interval: Duration,
     busy: Mutex<HashSet<String>>,
 }
 
 /// How often the monitor looks, besides being woken by commits.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
+/// How often DEPLOYED local workloads are checked (process alive, health probe).
+const HEALTH_INTERVAL: Duration = Duration::from_secs(10);
+/// errorType values the health check sets and clears on a DEPLOYED enclave.
+const CRASHED: &str = "WorkloadCrashed";
+const UNHEALTHY: &str = "WorkloadUnhealthy";
 
 impl Monitor {
     pub fn new(store: Arc<Store>, supervisor: PathBuf, data_dir: PathBuf) -> Self {
@@ -33,18 +40,30 @@ impl Monitor {
             store,
             supervisor,
             data_dir,
+            health_interval: std::env::var("TREZA_HEALTH_INTERVAL_SECONDS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_secs)
+                .unwrap_or(HEALTH_INTERVAL),
             busy: Mutex::new(HashSet::new()),
         }
     }
 
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>) {
+        let mut last_health = std::time::Instant::now();
         loop {
             if let Err(e) = self.sweep() {
                 tracing::error!(error = %e, "status monitor");
             }
+            if last_health.elapsed() >= self.health_interval {
+                last_health = std::time::Instant::now();
+                if let Err(e) = self.check_health().await {
+                    tracing::error!(error = %e, "status monitor health check");
+                }
+            }
             tokio::select! {
                 _ = wake.notified() => {}
-                _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
+                _ = tokio::time::sleep(SWEEP_INTERVAL.min(self.health_interval)) => {}
             }
         }
     }
@@ -74,6 +93,85 @@ impl Monitor {
                         .unwrap_or_else(|p| p.into_inner())
                         .remove(&id);
                 });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every DEPLOYED local workload. The lifecycle has no move from
+    /// DEPLOYED to FAILED, so a crash or a failing health check is reported on
+    /// the record (errorType WorkloadCrashed / WorkloadUnhealthy, errorMessage
+    /// the reason) and in the enclave's error log; a recovery clears it.
+    async fn check_health(&self) -> anyhow::Result<()> {
+        for e in self.store.list_enclaves(None, Some(Status::Deployed))? {
+            if e.provider_id != "local"
+                || self
+                    .busy
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&e.id)
+            {
+                continue;
+            }
+            let dir = ChildProcessRunner::enclave_dir(&self.data_dir, &e.id).join("workload");
+            let status =
+                tokio::task::spawn_blocking(move || treza_runner::workload::workload_status(&dir))
+                    .await?;
+            let finished_batch = !status.running && status.exit_code == Some(0) && !status.crashed;
+            let problem = if status.crashed || (!status.running && !finished_batch) {
+                Some((
+                    CRASHED,
+                    status
+                        .reason
+                        .unwrap_or_else(|| "the workload is not running".into()),
+                ))
+            } else if status.running && !status.healthy {
+                Some((
+                    UNHEALTHY,
+                    status
+                        .reason
+                        .unwrap_or_else(|| "the health check fails".into()),
+                ))
+            } else {
+                None
+            };
+            let current = (e.error_type.as_deref(), e.error_message.as_deref());
+            let change = match &problem {
+                Some((t, m)) if current != (Some(*t), Some(m.as_str())) => true,
+                None => matches!(current.0, Some(CRASHED | UNHEALTHY)),
+                _ => false,
+            };
+            if !change {
+                continue;
+            }
+            let cond = Condition {
+                expected_version: Some(e.version),
+                expected_status: Some(vec![Status::Deployed]),
+            };
+            let written = self
+                .store
+                .update_enclave(&e.id, &cond, &clock::now_iso(), |r| {
+                    match &problem {
+                        Some((t, m)) => {
+                            r.error_type = Some((*t).to_string());
+                            r.error_message = Some(m.clone());
+                        }
+                        None => {
+                            r.error_type = None;
+                            r.error_message = None;
+                        }
+                    }
+                    Ok::<(), std::convert::Infallible>(())
+                });
+            if written.is_ok() {
+                match &problem {
+                    Some((t, m)) => self.log(&e.id, "errors", format!("status monitor: {t}: {m}")),
+                    None => self.log(
+                        &e.id,
+                        "lambda",
+                        "status monitor: the workload is healthy again".into(),
+                    ),
+                }
             }
         }
         Ok(())
