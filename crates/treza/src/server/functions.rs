@@ -64,7 +64,12 @@ pub fn classify_failure(enclave: Option<&Enclave>, error: &Value) -> Value {
                 // in-progress write cleared older values before it ran).
                 Some((t, m)) => (t, m),
                 None => (
-                    "TerraformError".to_string(),
+                    // The workflow's reading of the runner's exit code (2 -> InvalidInput, 3 -> Timeout).
+                    error
+                        .get("ExitClass")
+                        .and_then(Value::as_str)
+                        .unwrap_or("TerraformError")
+                        .to_string(),
                     match task.pointer("/Containers/0/ExitCode") {
                         Some(code) => format!(
                             "the Terraform runner stopped with exit code {code} without reporting an error"
@@ -186,6 +191,22 @@ mod tests {
             &json!({"Error": "DynamoDB.ConditionalCheckFailedException"}),
         );
         assert_eq!(conflict["errorType"], "Conflict");
+    }
+
+    #[test]
+    fn exit_class_names_a_silent_runner_failure() {
+        let out = classify_failure(
+            None,
+            &json!({"Error": "States.TaskFailed", "Cause": task_cause(None), "ExitClass": "Timeout"}),
+        );
+        assert_eq!(out["errorType"], "Timeout");
+        assert!(
+            out["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("exit code 1"),
+            "{out}"
+        );
     }
 
     #[test]
