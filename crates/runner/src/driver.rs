@@ -200,6 +200,9 @@ pub fn phase_commands(req: &RunRequest, plan_file: &str) -> Vec<PhaseCommand> {
     let words = |w: &[&str]| w.iter().map(|a| a.to_string()).collect::<Vec<_>>();
     let mut init = words(&["init", "-input=false", "-no-color"]);
     init.extend(req.backend.init_args(&req.enclave_id));
+    if let Some(dir) = &req.plugin_dir {
+        init.push(format!("-plugin-dir={}", dir.display()));
+    }
     let plan = {
         let mut a = words(&["plan", "-input=false", "-no-color"]);
         a.push(lock.clone());

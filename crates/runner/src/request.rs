@@ -89,6 +89,9 @@ pub struct RunRequest {
     pub lock_timeout: Duration,
     /// Where the state lives.
     pub backend: StateBackend,
+    /// A directory of provider plugins (a filesystem mirror baked into the
+    /// ECS image): `init` takes plugins only from there, downloading nothing.
+    pub plugin_dir: Option<PathBuf>,
 }
 
 impl RunRequest {
@@ -115,6 +118,7 @@ impl RunRequest {
             phase_timeouts: BTreeMap::new(),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             backend: StateBackend::Local,
+            plugin_dir: None,
         }
     }
 
@@ -219,6 +223,7 @@ fn is_safe_name(s: &str, max: usize) -> bool {
 /// | `MODULE_DIR` | optional; default `<providers_dir>/<PROVIDER_ID>` |
 /// | `WORKSPACE_DIR` | optional; default `<workspaces_dir>/<ENCLAVE_ID>` |
 /// | `TREZA_TERRAFORM` | optional path of the terraform executable |
+/// | `TF_PLUGIN_DIR` | optional; absolute path of an existing provider mirror; `init -plugin-dir`, no downloads |
 ///
 /// Empty values count as unset. Secrets for redaction: every value of
 /// `workload.environment` / `environmentVariables` in the configuration and
@@ -385,6 +390,16 @@ pub fn request_from_env(
         .map(PathBuf::from)
         .unwrap_or_else(|| defaults.workspaces_dir.join(enclave_id));
     let terraform = get("TREZA_TERRAFORM").map(PathBuf::from);
+    let plugin_dir = opt(get("TF_PLUGIN_DIR"), "TF_PLUGIN_DIR", |t| {
+        let p = PathBuf::from(t);
+        if !p.is_absolute() {
+            Err("must be an absolute path".to_string())
+        } else if !p.is_dir() {
+            Err("must be an existing directory of provider plugins".to_string())
+        } else {
+            Ok(p)
+        }
+    })?;
 
     let variables = module_variables(provider_id, enclave_id, configuration, &overrides)?;
     let secrets = secrets_in_configuration(&variables);
@@ -401,6 +416,7 @@ pub fn request_from_env(
         phase_timeouts,
         lock_timeout,
         backend,
+        plugin_dir,
     })
 }
 
@@ -908,5 +924,45 @@ mod tests {
         )
         .expect_err("bad");
         assert_eq!(err.variable, "WORKLOAD_TYPE");
+    }
+}
+
+#[cfg(test)]
+mod plugin_dir_tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn plugin_dir_must_be_an_existing_absolute_directory() {
+        let base = [("ENCLAVE_ID", "e1"), ("ACTION", "destroy")];
+        let defaults = RunnerDefaults::default();
+        for (value, rule) in [
+            ("relative/dir", "absolute"),
+            ("/nonexistent/treza-plugins", "existing"),
+        ] {
+            let mut vars = env(&base);
+            vars.insert("TF_PLUGIN_DIR".into(), value.into());
+            let err = request_from_env(&vars, &defaults).expect_err("rejected");
+            assert_eq!(err.variable, "TF_PLUGIN_DIR");
+            assert!(err.rule.contains(rule), "{err}");
+        }
+        let dir = std::env::temp_dir();
+        let mut vars = env(&base);
+        vars.insert("TF_PLUGIN_DIR".into(), dir.to_string_lossy().into_owned());
+        let req = request_from_env(&vars, &defaults).expect("valid");
+        assert_eq!(req.plugin_dir.as_deref(), Some(dir.as_path()));
+        let init = &crate::driver::phase_commands(&req, "tfplan")[0];
+        assert!(
+            init.args
+                .contains(&format!("-plugin-dir={}", dir.display())),
+            "{:?}",
+            init.args
+        );
     }
 }
