@@ -39,6 +39,7 @@ mod driver;
 mod input;
 mod locate;
 mod main_entry;
+pub mod report;
 mod request;
 pub mod variables;
 pub mod workload;
@@ -51,6 +52,7 @@ pub use driver::{
 };
 pub use locate::{find_terraform, wrapper_location, TERRAFORM_ENV};
 pub use main_entry::{defaults_from_env, exit_code, runner_main};
+pub use report::{RecordUpdate, ResultPort};
 pub use request::{
     request_from_env, secrets_in_configuration, Action, InputError, RunRequest, RunnerDefaults,
     UnknownAction, DEFAULT_LOCK_TIMEOUT, DEFAULT_PHASE_TIMEOUT, MAX_LOCK_TIMEOUT_SECONDS,

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 use treza_asl::{TaskFailure, TaskRequest};
 use treza_core::Status;
+use treza_runner::{RecordUpdate, ResultPort};
 use treza_store::{Condition, LogEntry, Store, UpdateError};
 
 pub const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
@@ -298,42 +299,27 @@ impl Host {
             "StoppedReason": "Essential container in task exited",
             "Containers": [container],
         });
-        // The runner reports back to the record: outputs on success, the real
-        // error on failure. Only while the record is still in this run's
-        // in-progress status: a stale run never writes over a newer state.
-        let in_progress = if action == "destroy" {
-            Status::Destroying
-        } else {
-            Status::Deploying
-        };
-        let now = clock::now_iso();
-        let write = self.store.update_enclave(
-            &enclave_id,
-            &Condition::status_in(&[in_progress]),
-            &now,
-            |e| {
-                match (outcome.exit_code == 0, action.as_str()) {
-                    (true, "destroy") => {
-                        e.instance_id = None;
-                        e.outputs.clear();
-                    }
-                    (true, _) => {
-                        if let Some(id) = outcome.outputs.get("instance_id").and_then(Value::as_str)
-                        {
-                            e.instance_id = Some(id.to_string());
-                        }
-                        e.outputs = outcome.outputs.clone();
-                    }
-                    (false, _) => {
-                        e.error_type = Some(error_type.clone());
-                        e.error_message = Some(error_message.clone());
-                    }
-                }
-                Ok::<(), std::convert::Infallible>(())
+        // The runner's result reaches the record through the result port.
+        let run_action: treza_runner::Action =
+            action.parse().unwrap_or(treza_runner::Action::Deploy);
+        let update = RecordUpdate::from_outcome(
+            run_action,
+            &treza_runner::RunOutcome {
+                success: outcome.exit_code == 0,
+                outputs: outcome.outputs.clone(),
+                error_type: Some(error_type.clone()),
+                error_message: Some(error_message.clone()),
+                phase: None,
             },
         );
-        if let Err(e) = write {
-            tracing::warn!(enclave = %enclave_id, error = %e, "runner result not recorded on the enclave");
+        match StoreResults(&self.store).record_result(&enclave_id, run_action, &update) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(enclave = %enclave_id, "runner result not recorded: the enclave moved on")
+            }
+            Err(e) => {
+                tracing::error!(enclave = %enclave_id, error = %e, "cannot record the runner's result")
+            }
         }
         drop((one, slot));
         {
@@ -394,4 +380,64 @@ pub fn redacted(v: &Value) -> Value {
     let mut v = v.clone();
     treza_core::redact_json_secrets(&mut v);
     v
+}
+
+/// The local result port: applies a run's result to the record in the store,
+/// only while the enclave is in the run's in-progress status.
+pub struct StoreResults<'a>(pub &'a Store);
+
+impl ResultPort for StoreResults<'_> {
+    type Error = treza_store::StoreError;
+
+    fn record_result(
+        &self,
+        enclave_id: &str,
+        action: treza_runner::Action,
+        update: &RecordUpdate,
+    ) -> Result<bool, Self::Error> {
+        let in_progress = match action {
+            treza_runner::Action::Destroy => Status::Destroying,
+            _ => Status::Deploying,
+        };
+        if *update == RecordUpdate::Nothing {
+            return Ok(false);
+        }
+        let written = self.0.update_enclave(
+            enclave_id,
+            &Condition::status_in(&[in_progress]),
+            &clock::now_iso(),
+            |e| {
+                match update {
+                    RecordUpdate::Provisioned {
+                        instance_id,
+                        outputs,
+                    } => {
+                        if instance_id.is_some() {
+                            e.instance_id = instance_id.clone();
+                        }
+                        e.outputs = outputs.clone();
+                    }
+                    RecordUpdate::Released => {
+                        e.instance_id = None;
+                        e.outputs.clear();
+                    }
+                    RecordUpdate::Failed {
+                        error_type,
+                        error_message,
+                    } => {
+                        e.error_type = Some(error_type.clone());
+                        e.error_message = Some(error_message.clone());
+                    }
+                    RecordUpdate::Nothing => {}
+                }
+                Ok::<(), std::convert::Infallible>(())
+            },
+        );
+        match written {
+            Ok(_) => Ok(true),
+            Err(UpdateError::Store(treza_store::StoreError::ConditionFailed { .. })) => Ok(false),
+            Err(UpdateError::Store(e)) => Err(e),
+            Err(UpdateError::Rejected(never)) => match never {},
+        }
+    }
 }
