@@ -142,6 +142,13 @@ impl Server {
         }
     }
 
+    /// POSTs an enclave request that must be accepted; returns its id.
+    fn create(&self, key: &str, body: Value) -> String {
+        let (code, v) = self.call("POST", "/api/enclaves", Some(key), Some(body));
+        assert_eq!(code, 201, "{v}");
+        v["enclave"]["id"].as_str().expect("id").to_string()
+    }
+
     fn logs(&self, key: &str, id: &str) -> Value {
         let (code, v) = self.call(
             "GET",
@@ -311,9 +318,7 @@ fn requests_need_a_key_and_wallets_are_isolated() {
     let bob = s.key("0xb0b");
     // A batch workload that exits 0 is enough: isolation is about the API.
     let req = json!({"name": "alice's", "providerId": "local", "providerConfig": {"command": ["true"], "workloadType": "batch"}});
-    let (code, v) = s.call("POST", "/api/enclaves", Some(&alice), Some(req.clone()));
-    assert_eq!(code, 201, "{v}");
-    let id = v["enclave"]["id"].as_str().expect("id").to_string();
+    let id = s.create(&alice, req.clone());
     let (code, _) = s.call("GET", &format!("/api/enclaves/{id}"), Some(&bob), None);
     assert_eq!(code, 404);
     let (code, _) = s.call("GET", &format!("/api/enclaves/{id}/logs"), Some(&bob), None);
@@ -429,9 +434,7 @@ fn a_terraform_failure_ends_failed_with_the_first_error_line() {
     let s = start_server(&[("TREZA_PROVIDERS_DIR", broken.path())]);
     let key = s.key("0xabc");
     let req = json!({"name": "tf", "providerId": "local", "providerConfig": {"command": ["true"], "workloadType": "batch"}});
-    let (code, v) = s.call("POST", "/api/enclaves", Some(&key), Some(req));
-    assert_eq!(code, 201, "{v}");
-    let id = v["enclave"]["id"].as_str().expect("id").to_string();
+    let id = s.create(&key, req);
     let e = s.wait_for(&key, &id, &["FAILED", "DEPLOYED"]);
     assert_eq!(e["status"], "FAILED", "{e}");
     assert_eq!(e["errorType"], "TerraformError", "{e}");
@@ -472,9 +475,7 @@ fn hostile_values_arrive_literally_and_execute_nothing() {
         "providerId": "local",
         "providerConfig": {"command": ["python3", "-c", script], "workloadType": "batch", "environmentVariables": env},
     });
-    let (code, v) = s.call("POST", "/api/enclaves", Some(&key), Some(req.clone()));
-    assert_eq!(code, 201, "{v}");
-    let id = v["enclave"]["id"].as_str().expect("id").to_string();
+    let id = s.create(&key, req.clone());
     let e = s.wait_for(&key, &id, &["DEPLOYED", "FAILED"]);
     assert_eq!(e["status"], "DEPLOYED", "{e}");
     assert_eq!(e["name"], req["name"]);
@@ -567,9 +568,7 @@ fn a_server_killed_mid_deploy_resumes_and_the_enclave_settles() {
         "import http.server, time; time.sleep(3); http.server.test(HandlerClass=http.server.SimpleHTTPRequestHandler, port={port}, bind='127.0.0.1')"
     );
     let req = local_request("crash", json!(["python3", "-c", script]), port, json!({}));
-    let (code, v) = s.call("POST", "/api/enclaves", Some(&key), Some(req));
-    assert_eq!(code, 201, "{v}");
-    let id = v["enclave"]["id"].as_str().expect("id").to_string();
+    let id = s.create(&key, req);
     s.wait_for_step(&key, &id, "RunTerraformDeployment");
 
     // Crash: no shutdown path runs.
@@ -602,14 +601,7 @@ fn pause_stops_the_workload_and_resume_brings_it_back_healthy() {
     let s = start_server(&[]);
     let key = s.key("0xpause");
     let port = free_port();
-    let (code, v) = s.call(
-        "POST",
-        "/api/enclaves",
-        Some(&key),
-        Some(local_request("p", http_server(port), port, json!({}))),
-    );
-    assert_eq!(code, 201, "{v}");
-    let id = v["enclave"]["id"].as_str().expect("id").to_string();
+    let id = s.create(&key, local_request("p", http_server(port), port, json!({})));
     assert_eq!(
         s.wait_for(&key, &id, &["DEPLOYED", "FAILED"])["status"],
         "DEPLOYED"
@@ -688,14 +680,7 @@ fn a_crashed_workload_is_reported_on_its_deployed_record() {
     let s = start_server(&[]);
     let key = s.key("0xcrashy");
     let port = free_port();
-    let (code, v) = s.call(
-        "POST",
-        "/api/enclaves",
-        Some(&key),
-        Some(local_request("c", http_server(port), port, json!({}))),
-    );
-    assert_eq!(code, 201, "{v}");
-    let id = v["enclave"]["id"].as_str().expect("id").to_string();
+    let id = s.create(&key, local_request("c", http_server(port), port, json!({})));
     assert_eq!(
         s.wait_for(&key, &id, &["DEPLOYED", "FAILED"])["status"],
         "DEPLOYED"
