@@ -217,6 +217,12 @@ pub struct Execution {
     last_event: u64,
     rng: u64,
     events: Vec<HistoryEvent>,
+    #[serde(default = "default_history_limit")]
+    history_limit: u64,
+}
+
+fn default_history_limit() -> u64 {
+    MAX_HISTORY_EVENTS
 }
 
 fn ts(t: &DateTime<Utc>) -> String {
@@ -247,10 +253,70 @@ fn error_matches(list: &[String], error: Option<&str>) -> bool {
     })
 }
 
+/// The context object `$$`, built only when a path reads it: building it
+/// copies the execution input, which would make every state cost O(input).
+struct Ctx<'a> {
+    ex: &'a ExecutionContext,
+    input: &'a Value,
+    start: DateTime<Utc>,
+    st: Option<&'a InState>,
+    map_item: Option<(usize, &'a Value)>,
+    built: std::cell::OnceCell<Value>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(
+        ex: &'a ExecutionContext,
+        input: &'a Value,
+        start: DateTime<Utc>,
+        st: Option<&'a InState>,
+        map_item: Option<(usize, &'a Value)>,
+    ) -> Ctx<'a> {
+        Ctx {
+            ex,
+            input,
+            start,
+            st,
+            map_item,
+            built: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn value(&self) -> &Value {
+        self.built.get_or_init(|| {
+            let mut c = json!({
+                "Execution": {
+                    "Id": self.ex.id,
+                    "Input": self.input,
+                    "Name": self.ex.name,
+                    "RoleArn": self.ex.role_arn,
+                    "StartTime": ts(&self.start),
+                    "RedriveCount": 0,
+                },
+                "StateMachine": {"Id": self.ex.state_machine_id(), "Name": self.ex.state_machine_name},
+            });
+            if let Some(st) = self.st {
+                c["State"] = json!({
+                    "EnteredTime": ts(&st.entered),
+                    "Name": st.name,
+                    "RetryCount": st.retry_count,
+                });
+                if let Phase::Task { task_id, .. } = &st.phase {
+                    c["Task"] = json!({"Token": format!("{}#{}", self.ex.id, task_id)});
+                }
+            }
+            if let Some((i, v)) = self.map_item {
+                c["Map"] = json!({"Item": {"Index": i, "Value": v}});
+            }
+            c
+        })
+    }
+}
+
 /// Path resolution against input, context and variables.
 struct Env<'a> {
     input: &'a Value,
-    ctx: &'a Value,
+    ctx: &'a Ctx<'a>,
     vars: &'a Map<String, Value>,
     rng: &'a mut u64,
 }
@@ -259,7 +325,7 @@ impl Env<'_> {
     fn select(&self, path: &JsonPath) -> Result<Selection, String> {
         let doc = match &path.root {
             Root::Input => self.input,
-            Root::Context => self.ctx,
+            Root::Context => self.ctx.value(),
             Root::Variable(name) => self
                 .vars
                 .get(name)
@@ -386,6 +452,7 @@ impl Execution {
             last_event: 0,
             rng: seed,
             events: Vec::new(),
+            history_limit: MAX_HISTORY_EVENTS,
         };
         let role = ex.ctx.role_arn.clone();
         ex.emit(
@@ -411,6 +478,13 @@ impl Execution {
 
     pub fn status(&self) -> ExecutionStatus {
         self.status
+    }
+
+    /// Raises (or lowers) the history-event limit, [`MAX_HISTORY_EVENTS`] by
+    /// default. Beyond AWS's limit a run no longer matches what AWS would
+    /// do (AWS needs a Distributed Map there); benchmarks use it for large maps.
+    pub fn set_history_limit(&mut self, limit: u64) {
+        self.history_limit = limit;
     }
 
     /// The execution's input, as started.
@@ -494,10 +568,11 @@ impl Execution {
                     break;
                 }
                 progress |= self.step(machine, id, now);
-                if self.last_event > MAX_HISTORY_EVENTS {
+                if self.last_event > self.history_limit {
                     // AWS stops runaway executions the same way; it also guards against endless loops.
                     let cause = format!(
-                        "The execution history exceeded the limit of {MAX_HISTORY_EVENTS} events"
+                        "The execution history exceeded the limit of {} events",
+                        self.history_limit
                     );
                     self.emit(
                         now,
@@ -573,34 +648,6 @@ impl Execution {
         self.status = status;
         self.tasks.clear();
         self.threads.clear();
-    }
-
-    fn context(&self, st: Option<&InState>, map_item: Option<(usize, &Value)>) -> Value {
-        let mut c = json!({
-            "Execution": {
-                "Id": self.ctx.id,
-                "Input": self.input,
-                "Name": self.ctx.name,
-                "RoleArn": self.ctx.role_arn,
-                "StartTime": ts(&self.start_time),
-                "RedriveCount": 0,
-            },
-            "StateMachine": {"Id": self.ctx.state_machine_id(), "Name": self.ctx.state_machine_name},
-        });
-        if let Some(st) = st {
-            c["State"] = json!({
-                "EnteredTime": ts(&st.entered),
-                "Name": st.name,
-                "RetryCount": st.retry_count,
-            });
-            if let Phase::Task { task_id, .. } = &st.phase {
-                c["Task"] = json!({"Token": format!("{}#{}", self.ctx.id, task_id)});
-            }
-        }
-        if let Some((i, v)) = map_item {
-            c["Map"] = json!({"Item": {"Index": i, "Value": v}});
-        }
-        c
     }
 
     fn runtime_cause(&self, st: &InState, msg: &str) -> String {
@@ -744,7 +791,7 @@ impl Execution {
         };
         let At::In(st) = &th.at else { return };
         let def = &m.scope(th.scope).states[&st.name];
-        let ctx = self.context(Some(st), None);
+        let ctx = Ctx::new(&self.ctx, &self.input, self.start_time, Some(st), None);
         let mut rng = self.rng;
         let vars = th.vars.clone();
         let raw = st.raw_input.clone();
@@ -795,7 +842,7 @@ impl Execution {
         };
         let At::In(st) = &th.at else { return };
         let def = &m.scope(th.scope).states[&st.name];
-        let ctx = self.context(Some(st), None);
+        let ctx = Ctx::new(&self.ctx, &self.input, self.start_time, Some(st), None);
         let vars = th.vars.clone();
         let eff = st.effective.clone();
         let raw = st.raw_input.clone();
@@ -1125,7 +1172,13 @@ impl Execution {
                     match &ms.item_selector {
                         None => inputs.push(item.clone()),
                         Some(sel) => {
-                            let ictx = self.context(Some(st), Some((i, item)));
+                            let ictx = Ctx::new(
+                                &self.ctx,
+                                &self.input,
+                                self.start_time,
+                                Some(st),
+                                Some((i, item)),
+                            );
                             let mut ienv = Env {
                                 input: &eff,
                                 ctx: &ictx,
@@ -1222,18 +1275,24 @@ impl Execution {
         });
     }
 
+    /// Drops a thread, its in-flight task and its descendants. A thread's
+    /// children are exactly those its Parallel/Map phase lists, so this costs
+    /// the size of the tree, not of the whole execution.
     fn remove_thread_tree(&mut self, root: u64) {
         let mut todo = vec![root];
         while let Some(t) = todo.pop() {
-            self.threads.remove(&t);
-            self.tasks.retain(|_, f| f.thread != t);
-            let kids: Vec<u64> = self
-                .threads
-                .iter()
-                .filter(|(_, th)| th.parent.is_some_and(|(p, _)| p == t))
-                .map(|(k, _)| *k)
-                .collect();
-            todo.extend(kids);
+            let Some(th) = self.threads.remove(&t) else {
+                continue;
+            };
+            if let At::In(st) = th.at {
+                match st.phase {
+                    Phase::Task { task_id, .. } => {
+                        self.tasks.remove(&task_id);
+                    }
+                    Phase::Children(ch) => todo.extend(ch.threads.iter().flatten().copied()),
+                    Phase::Attempt | Phase::Sleep { .. } => {}
+                }
+            }
         }
     }
 
@@ -1411,7 +1470,7 @@ impl Execution {
         let At::In(st) = &th.at else {
             return Err("thread is not in a state".into());
         };
-        let ctx = self.context(Some(st), None);
+        let ctx = Ctx::new(&self.ctx, &self.input, self.start_time, Some(st), None);
         let doc = input.cloned().unwrap_or_else(|| st.effective.clone());
         let vars = th.vars.clone();
         let mut rng = self.rng;
@@ -1489,7 +1548,7 @@ impl Execution {
             Ok(v) => v,
             Err(e) => return self.fail_runtime(m, id, &e, now),
         };
-        let ctx = self.context(Some(st), None);
+        let ctx = Ctx::new(&self.ctx, &self.input, self.start_time, Some(st), None);
         let mut rng = self.rng;
         let out = apply_path_field(
             &def.output_path,

@@ -327,7 +327,11 @@ pub fn eval(call: &Call, env: &mut dyn Env) -> Result<Value, String> {
                         "the range has more than {MAX_RANGE_ITEMS} items"
                     )));
                 }
-                i += step;
+                // Stepping past i64's range ends the range (found by fuzzing).
+                match i.checked_add(step) {
+                    Some(n) => i = n,
+                    None => break,
+                }
             }
             Ok(Value::Array(out))
         }
@@ -423,7 +427,7 @@ pub fn eval(call: &Call, env: &mut dyn Env) -> Result<Value, String> {
             if end <= start {
                 return Err(bad("end must be greater than start"));
             }
-            let span = (end - start) as u64;
+            let span = end.abs_diff(start);
             let r = match args.get(2) {
                 Some(seed) => {
                     let s = int_arg(seed).ok_or_else(|| bad("seed must be an integer"))?;
@@ -431,14 +435,17 @@ pub fn eval(call: &Call, env: &mut dyn Env) -> Result<Value, String> {
                 }
                 None => env.random(),
             };
-            Ok(Value::from(start + (r % span) as i64))
+            Ok(Value::from(start.wrapping_add((r % span) as i64)))
         }
         "States.MathAdd" => {
             arity(2)?;
             let (Some(a), Some(b)) = (args[0].as_f64(), args[1].as_f64()) else {
                 return Err(bad("arguments must be numbers"));
             };
-            Ok(Value::from(java_round(a) + java_round(b)))
+            java_round(a)
+                .checked_add(java_round(b))
+                .map(Value::from)
+                .ok_or_else(|| bad("the sum is out of the integer range"))
         }
         "States.StringSplit" => {
             arity(2)?;
@@ -684,6 +691,30 @@ mod tests {
         let e = run("States.ArrayRange(0, 1000, 1)", json!({})).expect_err("1001 items");
         assert!(e.contains("more than 1000 items"), "{e}");
         assert!(run("States.ArrayRange(1, 1000, 1)", json!({})).is_ok());
+    }
+
+    #[test]
+    fn integer_edges_do_not_overflow() {
+        // Fuzzing found ArrayRange stepping past i64::MAX.
+        assert_eq!(
+            run(
+                "States.ArrayRange($.a, $.b, $.c)",
+                json!({"a": 9223372036854775806i64, "b": 9223372036854775807i64, "c": 1000})
+            ),
+            Ok(json!([9223372036854775806i64]))
+        );
+        // The fuzzer's input: a step too large for i64 saturates to i64::MAX.
+        assert_eq!(
+            run("States.ArrayRange(1, 9, $.c)", json!({"c": 1e65})),
+            Ok(json!([1]))
+        );
+        assert!(run("States.MathAdd(9223372036854775807, 1)", json!({})).is_err());
+        let r = run(
+            "States.MathRandom(-9223372036854775808, 9223372036854775807)",
+            json!({}),
+        )
+        .expect("full-range random");
+        assert!(r.is_i64());
     }
 
     #[test]

@@ -194,7 +194,13 @@ fn apply<'a>(seg: &Segment, node: &'a Value, out: &mut Vec<&'a Value>) {
         (Segment::Wildcard, Value::Array(a)) => out.extend(a.iter()),
         (Segment::Slice(start, end, step), Value::Array(a)) => {
             let len = a.len() as i64;
-            let norm = |v: i64| if v < 0 { (len + v).max(0) } else { v.min(len) };
+            let norm = |v: i64| {
+                if v < 0 {
+                    (len.saturating_add(v)).max(0)
+                } else {
+                    v.min(len)
+                }
+            };
             let step = step.unwrap_or(1);
             if step > 0 {
                 let s = start.map(norm).unwrap_or(0);
@@ -202,7 +208,7 @@ fn apply<'a>(seg: &Segment, node: &'a Value, out: &mut Vec<&'a Value>) {
                 let mut i = s;
                 while i < e {
                     out.push(&a[i as usize]);
-                    i += step;
+                    i = i.saturating_add(step);
                 }
             }
         }
@@ -589,6 +595,20 @@ mod tests {
             Selection::Many(vec![json!(2), json!(3)])
         );
         assert_eq!(sel("$.missing[*]", &doc), Selection::Many(vec![]));
+    }
+
+    #[test]
+    fn extreme_slices_do_not_overflow() {
+        let doc = json!([1, 2, 3]);
+        assert_eq!(
+            sel("$[0:3:9223372036854775807]", &doc),
+            Selection::Many(vec![json!(1)])
+        );
+        assert_eq!(
+            sel("$[-9223372036854775808:2]", &doc),
+            Selection::Many(vec![json!(1), json!(2)])
+        );
+        assert_eq!(sel("$[-9223372036854775808]", &doc), Selection::Missing);
     }
 
     #[test]
