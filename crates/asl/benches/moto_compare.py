@@ -6,7 +6,8 @@ Only cases without Wait, JSONata or Task states are used (the suite has no
 Task states). Each is first run once and checked against the recorded AWS
 outcome; cases moto gets wrong (or cannot run) are skipped and listed with
 the reason. The rest are then started `--reps` times each, all executions of
-a round in flight together, and polled with DescribeExecution until done.
+one at a time (moto 5.x cannot hold two executions, see fresh()), polled
+with DescribeExecution every 5 ms; only StartExecution..done is timed.
 
 Writes a JSON file that the Rust bench reads (ASL_BENCH_MOTO=FILE):
 {"cases_dir", "reps", "cases": [...], "skipped": [{"case", "reason"}],
@@ -104,7 +105,9 @@ def main():
     ap.add_argument("--cases", required=True, help="conformance cases directory")
     ap.add_argument("--reps", type=int, default=3, help="runs per supported case")
     ap.add_argument("--out", required=True, help="JSON results file")
-    ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--timeout", type=float, default=10.0,
+                    help="seconds one execution may take before the case is skipped")
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N eligible cases")
     a = ap.parse_args()
 
     ensure_moto()
@@ -123,48 +126,64 @@ def main():
                 break
             except Exception:
                 time.sleep(0.05)
-        req = urllib.request.Request(
-            url + "/moto-api/config",
-            data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
-            headers={"Content-Type": "application/json"}, method="POST")
-        urllib.request.urlopen(req, timeout=10).read()
+        def fresh():
+            # moto 5.x answers 500 ("cannot pickle '_thread.RLock'") to any
+            # StartExecution once an execution exists, so the backend is reset
+            # (and execution re-enabled) before each one.
+            for path, body in (("/moto-api/reset", {}),
+                               ("/moto-api/config",
+                                {"stepfunctions": {"execute_state_machine": True}})):
+                req = urllib.request.Request(
+                    url + path, data=json.dumps(body).encode(),
+                    headers={"Content-Type": "application/json"}, method="POST")
+                urllib.request.urlopen(req, timeout=10).read()
         sfn = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1",
                            aws_access_key_id="test", aws_secret_access_key="test")
         role = "arn:aws:iam::123456789012:role/bench"
 
         cases = load_cases(a.cases)
+        if a.limit:
+            cases = cases[:a.limit]
+        print("checking %d eligible cases against moto..." % len(cases), file=sys.stderr, flush=True)
         machines, supported, skipped = {}, [], []
         for name, definition, inp, expected in cases:
             try:
+                fresh()
                 arn = sfn.create_state_machine(
                     name=name[:80], definition=definition, roleArn=role)["stateMachineArn"]
                 ex = sfn.start_execution(stateMachineArn=arn, name="check", input=inp)
                 done, pending = wait_done(sfn, [ex["executionArn"]], a.timeout)
                 if pending:
+                    print("  skip %s: did not finish" % name, file=sys.stderr, flush=True)
                     skipped.append({"case": name, "reason": "did not finish in %.0fs" % a.timeout})
                     continue
                 why = check(done[ex["executionArn"]], expected)
             except Exception as e:  # moto rejected the definition or the call
                 why = "%s: %s" % (type(e).__name__, str(e)[:120])
             if why:
+                print("  skip %s: %s" % (name, why), file=sys.stderr, flush=True)
                 skipped.append({"case": name, "reason": why})
             else:
-                machines[name] = (arn, inp)
+                machines[name] = (definition, inp)
                 supported.append(name)
 
+        # One execution at a time (see fresh()); only StartExecution until
+        # DescribeExecution reports the end is timed.
         n = 0
-        start = time.perf_counter()
+        secs = 0.0
         for rep in range(a.reps):
-            arns = []
             for name in supported:
-                arn, inp = machines[name]
-                arns.append(sfn.start_execution(
-                    stateMachineArn=arn, name="r%d" % rep, input=inp)["executionArn"])
-            _, pending = wait_done(sfn, arns, a.timeout * max(1, len(arns)))
-            if pending:
-                sys.exit("moto left %d executions running" % len(pending))
-            n += len(arns)
-        secs = time.perf_counter() - start
+                definition, inp = machines[name]
+                fresh()
+                arn = sfn.create_state_machine(
+                    name=name[:80], definition=definition, roleArn=role)["stateMachineArn"]
+                start = time.perf_counter()
+                ex = sfn.start_execution(stateMachineArn=arn, name="r%d" % rep, input=inp)
+                _, pending = wait_done(sfn, [ex["executionArn"]], a.timeout)
+                secs += time.perf_counter() - start
+                if pending:
+                    sys.exit("moto left %s running" % name)
+                n += 1
 
         result = {
             "cases_dir": os.path.abspath(a.cases),
