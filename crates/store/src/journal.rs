@@ -101,6 +101,22 @@ impl Store {
         status: &str,
         current_step: Option<&str>,
     ) -> Result<(), StoreError> {
+        self.record_progress_with_logs(name, snapshot, events, status, current_step, "", &[])
+    }
+
+    /// [`Store::record_progress`] plus `logs` appended to `enclave_id`'s
+    /// log, all in the same transaction (one commit per workflow step).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_progress_with_logs(
+        &self,
+        name: &str,
+        snapshot: &Value,
+        events: &[Value],
+        status: &str,
+        current_step: Option<&str>,
+        enclave_id: &str,
+        logs: &[crate::logs::LogEntry],
+    ) -> Result<(), StoreError> {
         if !EXECUTION_STATUSES.contains(&status) {
             return Err(StoreError::InvalidExecutionStatus {
                 status: status.to_string(),
@@ -137,6 +153,9 @@ impl Store {
                 next += 1;
                 insert.execute(params![name, next, text])?;
             }
+        }
+        if !logs.is_empty() {
+            crate::logs::insert_logs(&tx, enclave_id, logs)?;
         }
         tx.commit()?;
         Ok(())

@@ -26,31 +26,7 @@ impl Store {
         }
         let mut conn = self.write_conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO logs (enclave_id, timestamp, source, message, fields)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for e in entries {
-                let fields = e
-                    .fields
-                    .as_ref()
-                    .map(serde_json::to_string)
-                    .transpose()
-                    .map_err(|err| {
-                        StoreError::Corrupt(format!(
-                            "log entry of enclave {enclave_id}: cannot serialize fields: {err}"
-                        ))
-                    })?;
-                stmt.execute(params![
-                    enclave_id,
-                    e.timestamp,
-                    e.source,
-                    e.message,
-                    fields
-                ])?;
-            }
-        }
+        insert_logs(&tx, enclave_id, entries)?;
         tx.commit()?;
         Ok(())
     }
@@ -98,4 +74,36 @@ impl Store {
         out.reverse();
         Ok(out)
     }
+}
+
+/// Inserts log entries inside the caller's transaction.
+pub(crate) fn insert_logs(
+    tx: &rusqlite::Transaction<'_>,
+    enclave_id: &str,
+    entries: &[LogEntry],
+) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO logs (enclave_id, timestamp, source, message, fields)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for e in entries {
+        let fields = e
+            .fields
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|err| {
+                StoreError::Corrupt(format!(
+                    "log entry of enclave {enclave_id}: cannot serialize fields: {err}"
+                ))
+            })?;
+        stmt.execute(params![
+            enclave_id,
+            e.timestamp,
+            e.source,
+            e.message,
+            fields
+        ])?;
+    }
+    Ok(())
 }

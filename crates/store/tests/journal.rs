@@ -145,3 +145,43 @@ fn unfinished_and_per_enclave_listings() {
     assert_eq!(names(store.executions_for_enclave("enc_2").unwrap()), ["c"]);
     assert!(store.get_execution("zzz").unwrap().is_none());
 }
+
+#[test]
+fn progress_with_logs_commits_both_or_neither() {
+    let store = Store::open_in_memory().unwrap();
+    store
+        .create_execution(&new_execution("x1", "enc_1", json!({})))
+        .unwrap();
+    let entry = treza_store::LogEntry {
+        timestamp: "2026-01-01T00:00:00Z".into(),
+        source: "stepfunctions".into(),
+        message: "TaskStateEntered: A".into(),
+        fields: None,
+    };
+    store
+        .record_progress_with_logs(
+            "x1",
+            &json!({"s": 1}),
+            &[json!({"type": "TaskStateEntered"})],
+            "RUNNING",
+            Some("A"),
+            "enc_1",
+            std::slice::from_ref(&entry),
+        )
+        .unwrap();
+    assert_eq!(store.logs("enc_1", None, 10).unwrap(), vec![entry.clone()]);
+    assert_eq!(store.execution_events("x1").unwrap().len(), 1);
+    // An unknown execution writes neither the progress nor the logs.
+    assert!(store
+        .record_progress_with_logs(
+            "nope",
+            &json!({}),
+            &[],
+            "RUNNING",
+            None,
+            "enc_1",
+            std::slice::from_ref(&entry)
+        )
+        .is_err());
+    assert_eq!(store.logs("enc_1", None, 10).unwrap().len(), 1);
+}

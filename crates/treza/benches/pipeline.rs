@@ -67,7 +67,12 @@ fn overhead(rt: &tokio::runtime::Runtime, label: &str, n: usize, clients: usize)
             "2026-01-01T00:00:00Z",
         )
         .expect("key");
-    let store = handle.store.clone();
+    // The watcher reads through its own connections, as another process
+    // would, so it does not queue behind the server's.
+    let store = treza_store::Store::open(&server::database_path(
+        &std::fs::canonicalize(dir.path()).expect("canonical"),
+    ))
+    .expect("watcher store");
 
     // A watcher on the change log timestamps each enclave's arrival at DEPLOYED.
     let deployed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -92,7 +97,7 @@ fn overhead(rt: &tokio::runtime::Runtime, label: &str, n: usize, clients: usize)
                     after = c.sequence;
                 }
                 if batch.is_empty() {
-                    std::thread::sleep(Duration::from_micros(200));
+                    std::thread::sleep(Duration::from_micros(500));
                 }
             }
         })

@@ -331,9 +331,14 @@ async fn patch_enclave(
             e.status = target;
             Ok::<(), std::convert::Infallible>(())
         }) {
-        Ok(e) => Ok(Json(
-            json!({"enclave": with_progress(&state, &e)?, "message": message}),
-        )),
+        Ok(e) => {
+            if matches!(e.status, Status::Pausing | Status::Resuming) {
+                state.wake_monitor.notify_one();
+            }
+            Ok(Json(
+                json!({"enclave": with_progress(&state, &e)?, "message": message}),
+            ))
+        }
         Err(treza_store::UpdateError::Store(
             StoreError::ConditionFailed { .. } | StoreError::IllegalTransition(_),
         )) => {

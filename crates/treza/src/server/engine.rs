@@ -308,20 +308,19 @@ impl Engine {
                 })
             })
             .collect();
-        if !entries.is_empty() && !enclave_id.is_empty() {
-            self.store.append_logs(enclave_id, &entries)?;
-        }
         let events: Vec<Value> = events
             .iter()
             .map(serde_json::to_value)
             .collect::<Result<_, _>>()?;
         let status = status_name(exec.status());
-        self.store.record_progress(
+        self.store.record_progress_with_logs(
             name,
             &serde_json::to_value(&*exec)?,
             &events,
             status,
             step.as_deref(),
+            enclave_id,
+            if enclave_id.is_empty() { &[] } else { &entries },
         )?;
         Ok(())
     }

@@ -21,6 +21,9 @@ use treza_store::Store;
 pub struct AppState {
     pub store: Arc<Store>,
     pub data_dir: PathBuf,
+    /// Wakes the status monitor when a request moves an enclave to PAUSING
+    /// or RESUMING (it also looks every 2 s, for writes by other processes).
+    pub wake_monitor: Arc<Notify>,
 }
 
 pub struct ServerConfig {
@@ -129,11 +132,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<ServerHandle> {
     let wake = Arc::new(Notify::new());
     let wake_monitor = Arc::new(Notify::new());
     {
-        let (wake, wake_monitor) = (wake.clone(), wake_monitor.clone());
-        store.set_commit_listener(Box::new(move |_| {
-            wake.notify_one();
-            wake_monitor.notify_one();
-        }));
+        let wake = wake.clone();
+        store.set_commit_listener(Box::new(move |_| wake.notify_one()));
     }
     let exe = std::env::current_exe().context("cannot locate the treza executable")?;
     let runner: Arc<dyn runner::RunnerBackend> = match config.runner {
@@ -160,6 +160,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<ServerHandle> {
     let app = api::router(AppState {
         store: store.clone(),
         data_dir,
+        wake_monitor: wake_monitor.clone(),
     });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
