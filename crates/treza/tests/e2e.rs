@@ -721,3 +721,43 @@ fn a_crashed_workload_is_reported_on_its_deployed_record() {
         "DESTROYED"
     );
 }
+
+#[test]
+fn a_reused_id_does_not_sit_pending_forever() {
+    let s = start_server(&[]);
+    let key = s.key("0xreuse");
+    let body = json!({"name": "r", "providerId": "local", "providerConfig": {"command": ["python3", "-c", "import sys; sys.exit(1)"], "workloadType": "batch"}});
+    let id = s.create(&key, body);
+    let first = s.wait_for(&key, &id, &["FAILED", "DEPLOYED"]);
+    assert_eq!(first["status"], "FAILED", "{first}");
+    let (code, _) = s.call(
+        "PATCH",
+        &format!("/api/enclaves/{id}"),
+        Some(&key),
+        Some(json!({"action": "terminate"})),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(
+        s.wait_for(&key, &id, &["DESTROYED", "FAILED"])["status"],
+        "DESTROYED"
+    );
+    let (code, v) = s.call("DELETE", &format!("/api/enclaves/{id}"), Some(&key), None);
+    assert_eq!(code, 200, "{v}");
+    // The web app writes a record with the same id again, straight into the table.
+    let store = treza_store::Store::open(&s.data.path().join("treza.db")).expect("open store");
+    let mut record: treza_core::Enclave = serde_json::from_value(first).expect("record");
+    record.status = treza_core::Status::PendingDeploy;
+    record.error_type = None;
+    record.error_message = None;
+    store.insert_enclave(&record).expect("insert");
+    let e = s.wait_for(&key, &id, &["FAILED", "DEPLOYED"]);
+    assert_eq!(e["status"], "FAILED", "{e}");
+    assert_eq!(e["errorType"], "Conflict", "{e}");
+    assert!(
+        e["errorMessage"]
+            .as_str()
+            .unwrap_or("")
+            .contains("already ran"),
+        "{e}"
+    );
+}

@@ -115,14 +115,53 @@ impl Engine {
                 Ok(true)
             }
             CreateOutcome::Existing(row) => {
-                // Running in the journal but driven by nobody (a driver gave
-                // up): drive it again. spawn_driver ignores a driven name.
                 if row.status == "RUNNING" {
+                    // Running in the journal but maybe driven by nobody (a
+                    // driver gave up): drive it. spawn_driver ignores a driven name.
                     self.spawn_driver(row.name);
+                } else {
+                    self.fail_if_never_handled(start, &row.status);
                 }
                 Ok(false)
             }
         }
+    }
+
+    /// A finished execution of this name while the record still sits in the
+    /// pending status at the routed version: the name belonged to an earlier
+    /// record with the same id (deleted and written again), so nothing will
+    /// ever handle this one. Fail it with the reason instead of leaving it.
+    fn fail_if_never_handled(&self, start: &WorkflowStart, execution_status: &str) {
+        let Ok(Some(current)) = self.store.get_enclave(&start.enclave_id) else {
+            return;
+        };
+        let pending = match start.workflow {
+            Workflow::Deployment => Status::PendingDeploy,
+            Workflow::Cleanup => Status::PendingDestroy,
+        };
+        if current.status != pending
+            || !start
+                .execution_name
+                .ends_with(&format!("-v{}", current.version))
+        {
+            return;
+        }
+        let cond = Condition {
+            expected_version: Some(current.version),
+            expected_status: Some(vec![pending]),
+        };
+        let message = format!(
+            "execution {} already ran ({execution_status}) for an earlier record with this id; change the record (a new version) to start again",
+            start.execution_name
+        );
+        let _ = self
+            .store
+            .update_enclave(&current.id, &cond, &clock::now_iso(), |e| {
+                e.status = Status::Failed;
+                e.error_type = Some("Conflict".into());
+                e.error_message = Some(message.clone());
+                Ok::<(), std::convert::Infallible>(())
+            });
     }
 
     /// Resumes every execution the journal says is still running.
