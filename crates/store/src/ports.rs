@@ -52,6 +52,18 @@ pub trait ExecutionJournal: Send + Sync {
         status: &str,
         current_step: Option<&str>,
     ) -> Result<(), StoreError>;
+    /// `record_progress` and the step's log lines in one write.
+    #[allow(clippy::too_many_arguments)]
+    fn record_progress_with_logs(
+        &self,
+        name: &str,
+        snapshot: &Value,
+        events: &[Value],
+        status: &str,
+        current_step: Option<&str>,
+        enclave_id: &str,
+        logs: &[crate::LogEntry],
+    ) -> Result<(), StoreError>;
     fn get_execution(&self, name: &str) -> Result<Option<ExecutionRow>, StoreError>;
     fn executions_for_enclave(&self, enclave_id: &str) -> Result<Vec<ExecutionRow>, StoreError>;
     fn unfinished_executions(&self) -> Result<Vec<ExecutionRow>, StoreError>;
@@ -118,6 +130,27 @@ impl ExecutionJournal for Store {
         current_step: Option<&str>,
     ) -> Result<(), StoreError> {
         Store::record_progress(self, name, snapshot, events, status, current_step)
+    }
+    fn record_progress_with_logs(
+        &self,
+        name: &str,
+        snapshot: &Value,
+        events: &[Value],
+        status: &str,
+        current_step: Option<&str>,
+        enclave_id: &str,
+        logs: &[crate::LogEntry],
+    ) -> Result<(), StoreError> {
+        Store::record_progress_with_logs(
+            self,
+            name,
+            snapshot,
+            events,
+            status,
+            current_step,
+            enclave_id,
+            logs,
+        )
     }
     fn get_execution(&self, name: &str) -> Result<Option<ExecutionRow>, StoreError> {
         Store::get_execution(self, name)
