@@ -61,8 +61,8 @@ data "aws_iam_policy_document" "host" {
   }
 
   # The enclave's own KMS use, only when asked for, and only with an
-  # attestation document: pinned to the image's PCRs when they are known,
-  # otherwise at least requiring that the caller is an enclave.
+  # attestation document whose PCRs match the pinned ones (preflight requires
+  # at least PCR0 and refuses debug mode whenever KMS is asked for).
   dynamic "statement" {
     for_each = local.wants_kms ? ["kms"] : []
     content {

@@ -42,6 +42,18 @@ resource "terraform_data" "preflight" {
     }
 
     precondition {
+      # Without pinned PCRs any enclave image the parent builds could use the keys.
+      condition     = !local.wants_kms || contains(keys(var.attestation_pcrs), "PCR0")
+      error_message = "attestation_pcrs must pin at least PCR0 (the image measurement) when workload.aws_services contains \"kms\", so only this image's enclave can use the keys."
+    }
+
+    precondition {
+      # A debug-mode enclave's console is readable from the parent and it attests with all-zero PCRs.
+      condition     = !(local.wants_kms && var.workload.enable_debug)
+      error_message = "workload.enable_debug = true cannot be combined with \"kms\" in workload.aws_services: a debug-mode enclave attests with all-zero PCRs and its console is readable from the parent."
+    }
+
+    precondition {
       # Debug-mode enclaves attest with all-zero PCRs, so pinned values could never match.
       condition     = !(var.workload.enable_debug && length(var.attestation_pcrs) > 0)
       error_message = "attestation_pcrs cannot be combined with workload.enable_debug = true: a debug-mode enclave's attestation carries all-zero PCRs."

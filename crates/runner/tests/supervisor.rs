@@ -402,3 +402,31 @@ fn library_status_matches_the_command() {
     assert!(!st.running && !st.healthy && !st.crashed);
     assert_eq!(serde_json::to_value(&st).expect("json"), status(dir.path()));
 }
+
+#[test]
+fn stop_reaches_processes_that_left_the_group() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let marker = format!("{}", 300 + std::process::id() % 500);
+    // A child that starts its own session, then the main process.
+    let script = format!("setsid sleep {marker}.5 & exec sleep 1000");
+    let spec = json!({"command": ["sh", "-c", script], "workload_type": "daemon"});
+    let start = supervisor(dir.path(), &spec, "start");
+    assert!(start.status.success(), "{}", stderr(&start));
+    let escaped = || {
+        let out = Command::new("pgrep")
+            .args(["-f", &format!("sleep {marker}.5")])
+            .output()
+            .expect("pgrep");
+        !out.stdout.is_empty()
+    };
+    assert!(
+        eventually(Duration::from_secs(5), escaped),
+        "the session leader child never started"
+    );
+    let stop = supervisor(dir.path(), &spec, "stop");
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    assert!(
+        eventually(Duration::from_secs(5), || !escaped()),
+        "a process in its own session survived stop"
+    );
+}

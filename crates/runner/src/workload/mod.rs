@@ -669,6 +669,12 @@ extern "C" fn keeper_on_signal(_: libc::c_int) {}
 fn keep() -> Result<(), Failure> {
     let (spec, _) = read_spec()?;
     let dir = workload_dir()?;
+    // Descendants that leave the group (setsid) are re-parented to the
+    // keeper, not to init, so `stop` still finds and stops them.
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only changes this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    }
     let handler: extern "C" fn(libc::c_int) = keeper_on_signal;
     for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
         // SAFETY: the handler does nothing; a caught signal resets to its

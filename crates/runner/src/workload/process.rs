@@ -32,6 +32,7 @@ pub struct PidRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcStat {
     pub state: char,
+    pub ppid: i32,
     pub pgrp: i32,
     pub start_time: u64,
 }
@@ -44,6 +45,7 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
     // rest starts at field 3 (state); pgrp is field 5, starttime field 22.
     Some(ProcStat {
         state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
         pgrp: fields.get(2)?.parse().ok()?,
         start_time: fields.get(19)?.parse().ok()?,
     })
@@ -83,28 +85,65 @@ impl PidRecord {
         self.pid == other.pid && self.start_time == other.start_time
     }
 
-    /// Pids of live processes in the recorded process group. The group id is
-    /// the leader's pid, which Linux does not hand out again while any member
-    /// of the group exists; a leader with a different start time means the
-    /// pid was recycled, and then nothing is ours.
+    /// Pids of live processes in the recorded process group, and of the
+    /// keeper's descendants that left it (`setsid`, `setpgid`: the keeper is
+    /// a child subreaper, so they stay below it). The group id is the
+    /// leader's pid, which Linux does not hand out again while any member of
+    /// the group exists; a leader with a different start time means the pid
+    /// was recycled, and then nothing is ours.
     pub fn live_members(&self) -> Vec<i32> {
-        if let Some(s) = read_stat(self.pid) {
-            if s.start_time != self.start_time && s.pgrp == self.pid {
-                return Vec::new();
+        let leader_is_ours = match read_stat(self.pid) {
+            Some(s) if s.start_time != self.start_time => {
+                if s.pgrp == self.pid {
+                    return Vec::new();
+                }
+                false
+            }
+            Some(_) => true,
+            None => false,
+        };
+        let table = process_table();
+        let mut members: Vec<i32> = table
+            .iter()
+            .filter(|(_, s)| s.pgrp == self.pid && is_live(s))
+            .map(|(pid, _)| *pid)
+            .collect();
+        if leader_is_ours {
+            for pid in descendants(&table, self.pid) {
+                if !members.contains(&pid) {
+                    members.push(pid);
+                }
             }
         }
-        group_members(self.pid)
+        members
     }
 }
 
-fn group_members(pgid: i32) -> Vec<i32> {
+/// Every process's stat, read once.
+fn process_table() -> Vec<(i32, ProcStat)> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| matches!(read_stat(*pid), Some(s) if s.pgrp == pgid && is_live(&s)))
+        .filter_map(|pid| Some((pid, read_stat(pid)?)))
         .collect()
+}
+
+/// Live descendants of `root` (not `root` itself), following parent links.
+fn descendants(table: &[(i32, ProcStat)], root: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for (pid, s) in table {
+            if s.ppid == parent && *pid != root && !found.contains(pid) {
+                found.push(*pid);
+                frontier.push(*pid);
+            }
+        }
+    }
+    found.retain(|pid| table.iter().any(|(p, s)| p == pid && is_live(s)));
+    found
 }
 
 pub fn pid_path(dir: &Path) -> PathBuf {
@@ -131,6 +170,18 @@ pub fn remove_file_if_present(path: &Path) -> io::Result<()> {
     }
 }
 
+/// The group, then every member found outside it (descendants that left).
+fn signal_all(record: &PidRecord, signal: i32) {
+    let members = record.live_members();
+    signal_group(record.pid, signal);
+    for pid in members {
+        // SAFETY: kill only sends a signal to a process found below our keeper.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
+
 fn signal_group(pgid: i32, signal: i32) {
     // SAFETY: killpg only sends a signal; errors (ESRCH) mean nothing to do.
     unsafe {
@@ -150,11 +201,11 @@ pub fn stop_group(
     if record.live_members().is_empty() {
         return Ok(false);
     }
-    signal_group(record.pid, libc::SIGTERM);
+    signal_all(record, libc::SIGTERM);
     if wait_until_gone(record, grace, &mut reap) {
         return Ok(true);
     }
-    signal_group(record.pid, libc::SIGKILL);
+    signal_all(record, libc::SIGKILL);
     if wait_until_gone(record, Duration::from_secs(5), &mut reap) {
         return Ok(true);
     }
@@ -187,6 +238,7 @@ mod tests {
         let line = "4242 (we ird) (x) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
         let s = parse_stat(line).expect("parses");
         assert_eq!(s.state, 'S');
+        assert_eq!(s.ppid, 1);
         assert_eq!(s.pgrp, 4242);
         assert_eq!(s.start_time, 987654);
     }
