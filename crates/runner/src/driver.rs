@@ -24,9 +24,20 @@ use crate::locate::find_terraform;
 use crate::request::{Action, RunRequest};
 use crate::workspace::{self, Workspace, PLAN_FILE};
 
-/// After a phase times out terraform gets SIGINT and this long to finish
-/// writing state before SIGKILL.
+/// After a phase times out (or the runner is stopped) terraform gets SIGINT
+/// and this long to finish writing state before SIGKILL.
 pub const INTERRUPT_GRACE: Duration = Duration::from_secs(30);
+/// The same for apply and destroy, whose in-flight cloud calls take longer to
+/// wind down; 120 s is also the longest ECS Fargate `stopTimeout`.
+pub const INTERRUPT_GRACE_APPLY: Duration = Duration::from_secs(120);
+
+/// How long terraform may take to stop after SIGINT in `phase`.
+pub fn interrupt_grace(phase: &str) -> Duration {
+    match phase {
+        "apply" | "destroy" => INTERRUPT_GRACE_APPLY,
+        _ => INTERRUPT_GRACE,
+    }
+}
 /// How long to keep reading output after terraform exited, for lines still
 /// in flight (a grandchild may hold the pipe open longer; it is not waited for).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
@@ -55,8 +66,9 @@ const PASS_THROUGH_ENV: &[&str] = &[
     "http_proxy",
     "https_proxy",
     "no_proxy",
+    // TF_LOG's trace goes to stderr, through the redactor; TF_LOG_PATH is
+    // not passed: a trace file would hold the tfvars unredacted.
     "TF_LOG",
-    "TF_LOG_PATH",
     "TF_PLUGIN_CACHE_DIR",
 ];
 const PASS_THROUGH_PREFIXES: &[&str] = &["AWS_"];
@@ -158,9 +170,23 @@ enum Stream {
 
 enum PhaseEnd {
     Exited(ExitStatus),
-    TimedOut,
+    /// `forced`: terraform did not stop after SIGINT and was killed.
+    TimedOut {
+        forced: bool,
+    },
     /// The runner was asked to stop (SIGTERM/SIGINT, or its parent died).
-    Cancelled,
+    Cancelled {
+        forced: bool,
+    },
+}
+
+/// What an interrupted phase means for the state.
+fn interrupted_state(forced: bool) -> &'static str {
+    if forced {
+        "terraform did not stop after SIGINT and was killed: the state may be incomplete or still locked; reconcile before the next run"
+    } else {
+        "terraform was interrupted and released the state"
+    }
 }
 
 /// Set when the runner must stop: the running phase's terraform is
@@ -330,20 +356,25 @@ impl Driver<'_> {
                 Err(e) => return RunOutcome::failed(ErrorType::Internal, e, p.name),
             };
             match end {
-                PhaseEnd::Cancelled => {
+                PhaseEnd::Cancelled { forced } => {
                     return RunOutcome::failed(
                         ErrorType::Internal,
-                        format!("the runner was stopped during terraform {}; terraform was interrupted and released the state", p.name),
+                        format!(
+                            "the runner was stopped during terraform {}; {}",
+                            p.name,
+                            interrupted_state(forced)
+                        ),
                         p.name,
                     )
                 }
-                PhaseEnd::TimedOut => {
+                PhaseEnd::TimedOut { forced } => {
                     return RunOutcome::failed(
                         ErrorType::Timeout,
                         format!(
-                            "terraform {} did not finish within the phase timeout of {}s and was interrupted",
+                            "terraform {} did not finish within the phase timeout of {}s and was interrupted{}",
                             p.name,
-                            p.timeout.as_secs_f64()
+                            p.timeout.as_secs_f64(),
+                            if forced { format!("; {}", interrupted_state(true)) } else { String::new() }
                         ),
                         p.name,
                     )
@@ -480,8 +511,8 @@ impl Driver<'_> {
                         self.handle_line(p, stream, &line, scan, captured);
                     }
                     return match interrupted_at {
-                        Some(_) if cancelled() => PhaseEnd::Cancelled,
-                        Some(_) => PhaseEnd::TimedOut,
+                        Some(_) if cancelled() => PhaseEnd::Cancelled { forced: killed },
+                        Some(_) => PhaseEnd::TimedOut { forced: killed },
                         None => PhaseEnd::Exited(status),
                     };
                 }
@@ -495,7 +526,7 @@ impl Driver<'_> {
                         &format!(
                             "runner asked to stop; sending terraform {} SIGINT and waiting up to {}s for it to release the state",
                             p.name,
-                            INTERRUPT_GRACE.as_secs()
+                            interrupt_grace(p.name).as_secs()
                         ),
                     );
                     // SAFETY: kill only sends a signal to our own child.
@@ -511,7 +542,7 @@ impl Driver<'_> {
                             "terraform {} exceeded the phase timeout of {}s; sending SIGINT and waiting up to {}s for it to stop",
                             p.name,
                             p.timeout.as_secs_f64(),
-                            INTERRUPT_GRACE.as_secs()
+                            interrupt_grace(p.name).as_secs()
                         ),
                     );
                     // SAFETY: kill only sends a signal to our own child.
@@ -520,7 +551,7 @@ impl Driver<'_> {
                     }
                     interrupted_at = Some(now);
                 }
-                Some(at) if !killed && now.duration_since(at) >= INTERRUPT_GRACE => {
+                Some(at) if !killed && now.duration_since(at) >= interrupt_grace(p.name) => {
                     self.note(p.name, "terraform did not stop after SIGINT; killing it");
                     signal_group(pid, libc::SIGKILL);
                     killed = true;

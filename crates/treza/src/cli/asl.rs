@@ -373,6 +373,8 @@ fn outcome_json(outcome: &Outcome) -> Map<String, Value> {
 }
 
 fn execute(a: RunArgs) -> anyhow::Result<u8> {
+    treza_asl::check_execution_name(&a.name)
+        .map_err(|rule| anyhow::anyhow!("--name '{}': {rule}", a.name))?;
     let machine = load_machine(&a.definition)?;
     let input = read_input(a.input.as_deref())?;
     let mut tasks = TaskResults::load(a.task_results.as_deref())?;
