@@ -538,18 +538,26 @@ fn stop() -> Result<(), Failure> {
     let grace = read_meta(&dir).map_or(STOP_GRACE, |m| m.stop_grace());
     let started = Instant::now();
     if stop_group(&record, grace, || {})? {
-        let how = if started.elapsed() >= grace {
-            // SIGKILL took the keeper too, so the exit is recorded here.
-            let code = dir.join(EXIT_CODE_FILE);
-            if !code.exists() {
-                let _ = fs::write(&code, format!("{}\n", 128 + libc::SIGKILL));
+        let code_path = dir.join(EXIT_CODE_FILE);
+        let recorded = fs::read_to_string(&code_path)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok());
+        let how = match recorded {
+            // The keeper records the exit before draining output, so a
+            // workload that did stop on SIGTERM is reported as such even if
+            // the keeper itself was killed while draining.
+            Some(c) if c != 128 + libc::SIGKILL => "it exited after SIGTERM".to_string(),
+            _ if started.elapsed() >= grace => {
+                // SIGKILL took the keeper too, so the exit is recorded here.
+                if recorded.is_none() {
+                    let _ = fs::write(&code_path, format!("{}\n", 128 + libc::SIGKILL));
+                }
+                format!(
+                    "it ignored SIGTERM for {}s and was killed",
+                    grace.as_secs_f64()
+                )
             }
-            format!(
-                "it ignored SIGTERM for {}s and was killed",
-                grace.as_secs_f64()
-            )
-        } else {
-            "it exited after SIGTERM".to_string()
+            _ => "it exited after SIGTERM".to_string(),
         };
         say(&format!(
             "stopped workload process group {}: {how}",
@@ -746,6 +754,12 @@ fn keep() -> Result<(), Failure> {
             Err(e) => return Err(io_failure("wait for workload")(e)),
         }
     };
+    // The exit code first: a `stop` whose grace ends during the drain below
+    // must still find how the workload really ended.
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    let _ = fs::write(dir.join(EXIT_CODE_FILE), format!("{code}\n"));
     let deadline = Instant::now() + KEEPER_DRAIN;
     while pumps > 0 {
         match done_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -753,10 +767,6 @@ fn keep() -> Result<(), Failure> {
             Err(_) => break,
         }
     }
-    let code = status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-    let _ = fs::write(dir.join(EXIT_CODE_FILE), format!("{code}\n"));
     let mut log = log;
     let _ = writeln!(log, "treza-workload: workload {}", describe_exit(status));
     // Exit the way the workload did, so `start` (our parent) sees its status.
