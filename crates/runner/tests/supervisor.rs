@@ -430,3 +430,27 @@ fn stop_reaches_processes_that_left_the_group() {
         "a process in its own session survived stop"
     );
 }
+
+#[test]
+fn start_with_a_changed_spec_replaces_the_running_workload() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let first_spec = json!({"command": ["sleep", "61"], "workload_type": "daemon"});
+    let first = supervisor(dir.path(), &first_spec, "start");
+    assert!(first.status.success(), "{}", stderr(&first));
+    let old_pid = status(dir.path())["pid"].as_i64().expect("pid");
+    // Same spec, keys in another order: adopted, not replaced.
+    let reordered = json!({"workload_type": "daemon", "command": ["sleep", "61"]});
+    let again = supervisor(dir.path(), &reordered, "start");
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(status(dir.path())["pid"], json!(old_pid));
+    // A different command: the old process goes, a new one runs.
+    let changed = json!({"command": ["sleep", "62"], "workload_type": "daemon"});
+    let replaced = supervisor(dir.path(), &changed, "start");
+    assert!(replaced.status.success(), "{}", stderr(&replaced));
+    assert!(String::from_utf8_lossy(&replaced.stdout).contains("different spec"));
+    let new_pid = status(dir.path())["pid"].as_i64().expect("pid");
+    assert_ne!(new_pid, old_pid);
+    assert!(eventually(Duration::from_secs(5), || !alive(old_pid)));
+    let stop = supervisor(dir.path(), &changed, "stop");
+    assert!(stop.status.success(), "{}", stderr(&stop));
+}

@@ -156,7 +156,11 @@ fn start() -> Result<(), Failure> {
         .map_err(|e| Failure(format!("cannot create {}: {e}", dir.display())))?;
 
     if let Some(record) = read_pid_record(&dir) {
-        if record.leader_alive() {
+        let same_spec =
+            read_meta(&dir).is_some_and(|m| m.spec_sha256 == spec::spec_digest(&spec_text));
+        if record.leader_alive() && !same_spec {
+            say("workload running with a different spec; replacing it");
+        } else if record.leader_alive() {
             match current_health(&spec) {
                 Ok(()) => {
                     say(&format!(
@@ -176,8 +180,8 @@ fn start() -> Result<(), Failure> {
         remove_file_if_present(&process::pid_path(&dir)).map_err(io_failure("pid file"))?;
     }
     remove_file_if_present(&dir.join(EXIT_CODE_FILE)).map_err(io_failure("exit_code file"))?;
-    let meta =
-        serde_json::to_string(&WorkloadMeta::of(&spec)).map_err(|e| Failure(e.to_string()))?;
+    let meta = serde_json::to_string(&WorkloadMeta::of(&spec, &spec_text))
+        .map_err(|e| Failure(e.to_string()))?;
     fs::write(dir.join(META_FILE), meta + "\n").map_err(io_failure("workload.json"))?;
 
     let log = OpenOptions::new()

@@ -59,11 +59,60 @@ pub struct WorkloadMeta {
     pub health_check_path: String,
     pub health_check_interval_seconds: f64,
     pub stop_grace_seconds: f64,
+    /// SHA-256 of the whole spec (canonical JSON): `start` replaces a running
+    /// workload whose spec changed instead of adopting it.
+    #[serde(default)]
+    pub spec_sha256: String,
+}
+
+/// SHA-256 (hex) of a spec's JSON with object keys sorted, so the same spec
+/// written by Terraform or by the server hashes the same.
+pub fn spec_digest(spec_text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    fn canonical(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::String(k.clone()).to_string());
+                    out.push(':');
+                    canonical(&m[k], out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canonical(x, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut text = String::new();
+    match serde_json::from_str::<serde_json::Value>(spec_text) {
+        Ok(v) => canonical(&v, &mut text),
+        Err(_) => text.push_str(spec_text),
+    }
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl WorkloadMeta {
-    pub fn of(spec: &WorkloadSpec) -> Self {
+    pub fn of(spec: &WorkloadSpec, spec_text: &str) -> Self {
         WorkloadMeta {
+            spec_sha256: spec_digest(spec_text),
             workload_type: spec.workload_type.as_str().to_string(),
             expose_ports: spec.expose_ports.clone(),
             health_check_path: spec.health_check_path.clone(),
@@ -367,7 +416,15 @@ mod tests {
         assert_eq!(s.health_check_path, "/");
         assert!(s.environment.is_empty());
         assert_eq!(s.stop_grace, DEFAULT_STOP_GRACE);
-        let meta = WorkloadMeta::of(&s);
+        let meta = WorkloadMeta::of(&s, r#"{"command": ["sleep", "100"]}"#);
+        assert_eq!(
+            meta.spec_sha256,
+            spec_digest(r#"{ "command":["sleep","100"] }"#)
+        );
+        assert_ne!(
+            meta.spec_sha256,
+            spec_digest(r#"{"command": ["sleep", "101"]}"#)
+        );
         assert_eq!(meta.stop_grace(), Duration::from_secs(10));
         assert_eq!(meta.workload_type, "daemon");
     }
