@@ -142,6 +142,19 @@ impl Server {
         }
     }
 
+    /// Terminates an enclave and waits until it is DESTROYED.
+    fn terminate(&self, key: &str, id: &str) {
+        let (code, v) = self.call(
+            "PATCH",
+            &format!("/api/enclaves/{id}"),
+            Some(key),
+            Some(json!({"action": "terminate"})),
+        );
+        assert_eq!(code, 200, "{v}");
+        let e = self.wait_for(key, id, &["DESTROYED", "FAILED"]);
+        assert_eq!(e["status"], "DESTROYED", "{e}");
+    }
+
     /// POSTs an enclave request that must be accepted; returns its id.
     fn create(&self, key: &str, body: Value) -> String {
         let (code, v) = self.call("POST", "/api/enclaves", Some(key), Some(body));
@@ -709,17 +722,7 @@ fn a_crashed_workload_is_reported_on_its_deployed_record() {
     let errors = s.logs(&key, &id)["logs"]["errors"].to_string();
     assert!(errors.contains("WorkloadCrashed"), "{errors}");
     // Terminating a crashed workload still ends DESTROYED.
-    let (code, _) = s.call(
-        "PATCH",
-        &format!("/api/enclaves/{id}"),
-        Some(&key),
-        Some(json!({"action": "terminate"})),
-    );
-    assert_eq!(code, 200);
-    assert_eq!(
-        s.wait_for(&key, &id, &["DESTROYED", "FAILED"])["status"],
-        "DESTROYED"
-    );
+    s.terminate(&key, &id);
 }
 
 #[test]
@@ -730,17 +733,7 @@ fn a_reused_id_does_not_sit_pending_forever() {
     let id = s.create(&key, body);
     let first = s.wait_for(&key, &id, &["FAILED", "DEPLOYED"]);
     assert_eq!(first["status"], "FAILED", "{first}");
-    let (code, _) = s.call(
-        "PATCH",
-        &format!("/api/enclaves/{id}"),
-        Some(&key),
-        Some(json!({"action": "terminate"})),
-    );
-    assert_eq!(code, 200);
-    assert_eq!(
-        s.wait_for(&key, &id, &["DESTROYED", "FAILED"])["status"],
-        "DESTROYED"
-    );
+    s.terminate(&key, &id);
     let (code, v) = s.call("DELETE", &format!("/api/enclaves/{id}"), Some(&key), None);
     assert_eq!(code, 200, "{v}");
     // The web app writes a record with the same id again, straight into the table.
